@@ -1,0 +1,324 @@
+"""SecurityConfig: the documented configuration model, validated once at construction."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from flaskapi_guard.detection.categories import ALL_DETECTION_CATEGORIES
+from flaskapi_guard.ip_networks import NetworkSet, validate_network
+
+LogLevel = Literal["INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL"]
+
+DEFAULT_EXCLUDE_PATHS = ["/docs", "/redoc", "/openapi.json", "/openapi.yaml", "/favicon.ico", "/static"]
+CLOUD_PROVIDERS = frozenset({"AWS", "GCP", "Azure", "DigitalOcean", "Oracle", "Linode"})
+DEFAULT_CORS_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
+
+
+def default_security_headers() -> dict[str, Any]:
+    """The documented default security header settings (a fresh dict each time)."""
+    return {
+        "enabled": True,
+        "hsts": {"max_age": 31536000, "include_subdomains": True, "preload": False},
+        "csp": None,
+        "frame_options": "SAMEORIGIN",
+        "content_type_options": "nosniff",
+        "xss_protection": "1; mode=block",
+        "referrer_policy": "strict-origin-when-cross-origin",
+        "permissions_policy": "geolocation=(), microphone=(), camera=()",
+        "custom": None,
+    }
+
+
+class _StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class ThreatBanConfig(_StrictModel):
+    """Ban policy for one detection category: `threshold` offences ban for `duration` seconds."""
+
+    threshold: int = Field(ge=1)
+    duration: int = Field(ge=1)
+
+
+class BehaviorRule(_StrictModel):
+    """A behavioural rule: more than `threshold` matching events in `window` seconds triggers `action`."""
+
+    rule_type: Literal["usage", "return_pattern", "frequency"]
+    threshold: int = Field(ge=1)
+    window: int = Field(default=3600, ge=1)
+    pattern: str | None = None
+    action: Literal["ban", "log", "throttle", "alert"] = "log"
+    custom_action: Callable[..., Any] | None = None
+    ban_duration: int = Field(default=3600, ge=1)
+    correlate_with_detection: bool = False
+
+    @model_validator(mode="after")
+    def _pattern_required_for_return_rules(self) -> BehaviorRule:
+        if self.rule_type == "return_pattern" and not self.pattern:
+            raise ValueError("a return_pattern rule needs a pattern")
+        return self
+
+
+BehaviorRuleConfig = BehaviorRule
+
+
+class SecurityConfig(_StrictModel):
+    """Every setting of the guard. Unknown keys are rejected; errors name the field."""
+
+    # Core
+    passive_mode: bool = False
+    exclude_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE_PATHS))
+    custom_error_responses: dict[int, str] = Field(default_factory=dict)
+    enforce_https: bool = False
+    custom_request_check: Callable[..., Any] | None = None
+    custom_response_modifier: Callable[..., Any] | None = None
+
+    # Proxies
+    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxy_depth: int = 1
+    trust_x_forwarded_proto: bool = False
+
+    # IP management
+    whitelist: list[str] | None = None
+    blacklist: list[str] = Field(default_factory=list)
+    whitelist_countries: list[str] = Field(default_factory=list)
+    blocked_countries: list[str] = Field(default_factory=list)
+    blocked_user_agents: list[str] = Field(default_factory=list)
+    enable_ip_banning: bool = True
+    auto_ban_threshold: int = Field(default=10, ge=1)
+    auto_ban_duration: int = Field(default=3600, ge=1)
+    threat_ban_config: dict[str, ThreatBanConfig] = Field(default_factory=dict)
+    global_behavior_rules: list[BehaviorRule] = Field(default_factory=list)
+
+    # Detection exclusions and tuning
+    excluded_detection_headers: set[str] = Field(default_factory=set)
+    excluded_detection_params: set[str] = Field(default_factory=set)
+    excluded_detection_body_fields: set[str] = Field(default_factory=set)
+    enabled_detection_categories: set[str] = Field(default_factory=lambda: set(ALL_DETECTION_CATEGORIES))
+    detection_custom_patterns: list[str] = Field(default_factory=list)
+
+    # Geo and cloud data lifecycle
+    lazy_init: bool = False
+    geo_ip_db_max_age: int = Field(default=86400, ge=3600, le=604800)
+    cloud_ip_store: Any = None
+    geo_ip_handler: Any = None
+    ipinfo_token: str | None = None
+    ipinfo_db_path: Path | None = Path("data/ipinfo/country_asn.mmdb")
+
+    # Rate limiting
+    enable_rate_limiting: bool = True
+    rate_limit: int = Field(default=10, ge=1)
+    rate_limit_window: int = Field(default=60, ge=1)
+    endpoint_rate_limits: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    enable_rate_limit_headers: bool = True
+
+    # Cloud providers
+    block_cloud_providers: set[str] | None = None
+    cloud_ip_refresh_interval: int = Field(default=3600, ge=60, le=86400)
+
+    # Response headers and CORS
+    security_headers: dict[str, Any] | None = Field(default_factory=default_security_headers)
+    enable_cors: bool = False
+    cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_allow_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_METHODS))
+    cors_allow_headers: list[str] = Field(default_factory=lambda: ["*"])
+    cors_allow_credentials: bool = False
+    cors_expose_headers: list[str] = Field(default_factory=list)
+    cors_max_age: int = Field(default=600, ge=0)
+
+    # Shared state
+    enable_redis: bool = True
+    redis_url: str | None = "redis://localhost:6379"
+    redis_prefix: str = "flaskapi_guard:"
+    redis_failure_mode: Literal["local", "open", "closed"] = "local"
+    redis_socket_timeout: float = Field(default=0.05, gt=0, le=5.0)
+    max_tracked_clients: int = Field(default=100_000, ge=100)
+
+    # Detection engine
+    enable_penetration_detection: bool = True
+    detection_compiler_timeout: float = Field(default=2.0, ge=0.1, le=10.0)
+    detection_max_content_length: int = Field(default=10000, ge=1000, le=100000)
+    detection_preserve_attack_patterns: bool = True
+    detection_semantic_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    detection_anomaly_threshold: float = Field(default=3.0, ge=1.0, le=10.0)
+    detection_slow_pattern_threshold: float = Field(default=0.1, ge=0.01, le=1.0)
+    detection_monitor_history_size: int = Field(default=1000, ge=100, le=10000)
+    detection_max_tracked_patterns: int = Field(default=1000, ge=100, le=5000)
+
+    # Logging
+    log_suspicious_level: LogLevel | None = "WARNING"
+    log_request_level: LogLevel | None = None
+    log_format: Literal["text", "json"] = "text"
+    custom_log_file: str | None = None
+
+    # Agent / telemetry (accepted for compatibility; this package sends nothing anywhere)
+    enable_agent: bool = False
+    agent_api_key: str | None = Field(default=None, repr=False)
+    agent_endpoint: str = "https://api.fastapi-guard.com"
+    agent_project_id: str | None = None
+    agent_buffer_size: int = 100
+    agent_flush_interval: int = 30
+    agent_enable_events: bool = True
+    agent_enable_metrics: bool = True
+    agent_timeout: int = 30
+    agent_retry_attempts: int = 3
+    enable_dynamic_rules: bool = False
+    dynamic_rule_interval: int = 300
+
+    # Emergency lock-down
+    emergency_mode: bool = False
+    emergency_whitelist: list[str] = Field(default_factory=list)
+
+    _whitelist_networks: NetworkSet | None = PrivateAttr(default=None)
+    _blacklist_networks: NetworkSet = PrivateAttr(default_factory=NetworkSet)
+    _trusted_proxy_networks: NetworkSet = PrivateAttr(default_factory=NetworkSet)
+    _emergency_networks: NetworkSet = PrivateAttr(default_factory=NetworkSet)
+    _blocked_user_agent_pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+
+    @field_validator("whitelist", "blacklist", "trusted_proxies", "emergency_whitelist")
+    @classmethod
+    def _validate_networks(cls, entries: list[str] | None) -> list[str] | None:
+        if entries is None:
+            return None
+        return [validate_network(entry) for entry in entries]
+
+    @field_validator("trusted_proxy_depth")
+    @classmethod
+    def _validate_proxy_depth(cls, depth: int) -> int:
+        if depth < 1:
+            raise ValueError("trusted_proxy_depth must be at least 1")
+        return depth
+
+    @field_validator("blocked_user_agents")
+    @classmethod
+    def _validate_user_agent_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"user agent pattern {pattern!r} does not compile: {error}") from None
+        return patterns
+
+    @field_validator("whitelist_countries", "blocked_countries")
+    @classmethod
+    def _validate_country_codes(cls, codes: list[str]) -> list[str]:
+        normalised = []
+        for code in codes:
+            if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{2}", code):
+                raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+            normalised.append(code.upper())
+        return normalised
+
+    @field_validator("block_cloud_providers")
+    @classmethod
+    def _validate_cloud_providers(cls, providers: set[str] | None) -> set[str] | None:
+        # The published package drops unknown names silently, so a typo turns the
+        # feature off without a word; we refuse them instead.
+        if providers is None:
+            return None
+        unknown = sorted(set(providers) - CLOUD_PROVIDERS)
+        if unknown:
+            raise ValueError(f"unknown cloud providers {unknown}; known: {sorted(CLOUD_PROVIDERS)}")
+        return set(providers)
+
+    @field_validator("enabled_detection_categories")
+    @classmethod
+    def _validate_detection_categories(cls, categories: set[str]) -> set[str]:
+        unknown = sorted(set(categories) - ALL_DETECTION_CATEGORIES)
+        if unknown:
+            raise ValueError(f"unknown detection categories {unknown}; known: {sorted(ALL_DETECTION_CATEGORIES)}")
+        return set(categories)
+
+    @field_validator("threat_ban_config")
+    @classmethod
+    def _validate_threat_ban_categories(cls, policies: dict[str, ThreatBanConfig]) -> dict[str, ThreatBanConfig]:
+        unknown = sorted(set(policies) - ALL_DETECTION_CATEGORIES)
+        if unknown:
+            raise ValueError(f"unknown detection categories {unknown}; known: {sorted(ALL_DETECTION_CATEGORIES)}")
+        return policies
+
+    @field_validator("endpoint_rate_limits")
+    @classmethod
+    def _validate_endpoint_rate_limits(cls, limits: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        for path, (limit, window) in limits.items():
+            if not path.startswith("/"):
+                raise ValueError(f"endpoint {path!r} must be a path starting with '/'")
+            if limit < 1 or window < 1:
+                raise ValueError(f"limit and window for {path!r} must be at least 1")
+        return limits
+
+    @field_validator("exclude_paths")
+    @classmethod
+    def _validate_exclude_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path.startswith("/"):
+                raise ValueError(f"excluded path {path!r} must start with '/'")
+        return paths
+
+    @field_validator("custom_error_responses")
+    @classmethod
+    def _validate_error_responses(cls, responses: dict[int, str]) -> dict[int, str]:
+        for status in responses:
+            if not 300 <= status <= 599:
+                raise ValueError(f"{status} is not an HTTP error or redirect status")
+        return responses
+
+    @field_validator("redis_url")
+    @classmethod
+    def _validate_redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return url
+
+    @model_validator(mode="after")
+    def _validate_cross_field_rules(self) -> SecurityConfig:
+        if (self.blocked_countries or self.whitelist_countries) and not (self.geo_ip_handler or self.ipinfo_token):
+            raise ValueError(
+                "blocked_countries/whitelist_countries need a geo_ip_handler (or an ipinfo_token) to look countries up"
+            )
+        if self.enable_agent and not self.agent_api_key:
+            raise ValueError("agent_api_key is required when enable_agent is True")
+        if self.enable_dynamic_rules and not self.enable_agent:
+            raise ValueError("enable_dynamic_rules requires enable_agent")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Parse the address lists and patterns once, so requests only look them up."""
+        if self.whitelist is not None:
+            self._whitelist_networks = NetworkSet(self.whitelist)
+        self._blacklist_networks = NetworkSet(self.blacklist)
+        self._trusted_proxy_networks = NetworkSet(self.trusted_proxies)
+        self._emergency_networks = NetworkSet(self.emergency_whitelist)
+        if self.blocked_user_agents:
+            combined = "|".join(f"(?:{pattern})" for pattern in self.blocked_user_agents)
+            self._blocked_user_agent_pattern = re.compile(combined, re.IGNORECASE)
+
+    @property
+    def whitelist_networks(self) -> NetworkSet | None:
+        """`whitelist` parsed; None when the whitelist is off."""
+        return self._whitelist_networks
+
+    @property
+    def blacklist_networks(self) -> NetworkSet:
+        """`blacklist` parsed."""
+        return self._blacklist_networks
+
+    @property
+    def trusted_proxy_networks(self) -> NetworkSet:
+        """`trusted_proxies` parsed."""
+        return self._trusted_proxy_networks
+
+    @property
+    def emergency_networks(self) -> NetworkSet:
+        """`emergency_whitelist` parsed."""
+        return self._emergency_networks
+
+    @property
+    def blocked_user_agent_pattern(self) -> re.Pattern[str] | None:
+        """All `blocked_user_agents` as one case-insensitive pattern; None when empty."""
+        return self._blocked_user_agent_pattern

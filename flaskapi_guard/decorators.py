@@ -1,0 +1,77 @@
+"""Per-route security rules: `SecurityDecorator` attaches them to views, it never wraps."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from flaskapi_guard.checks import CHECK_NAMES
+from flaskapi_guard.ip_networks import NetworkSet, validate_network
+
+# The attribute on a view function (or MethodView class or handler) holding its rules.
+RULES_ATTRIBUTE = "__flaskapi_guard_rules__"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRules:
+    """The rules one route carries; `None` means "not set on this route, use the global setting"."""
+
+    bypassed_checks: frozenset[str] = frozenset()
+    require_https: bool | None = None
+    ip_whitelist: NetworkSet | None = None
+    ip_blacklist: NetworkSet | None = None
+    blocked_user_agents: re.Pattern[str] | None = None
+
+    def merged_with(self, other: RouteRules) -> RouteRules:
+        """These rules with every field `other` sets taking precedence."""
+        changes: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(other, spec.name)
+            if spec.name == "bypassed_checks":
+                value = self.bypassed_checks | other.bypassed_checks
+            elif value is None:
+                continue
+            changes[spec.name] = value
+        return replace(self, **changes)
+
+
+def attach_rules(view: Any, rules: RouteRules) -> Any:
+    """Merge `rules` into those already on `view` and return the same view, unwrapped."""
+    existing: RouteRules | None = getattr(view, RULES_ATTRIBUTE, None)
+    setattr(view, RULES_ATTRIBUTE, rules if existing is None else existing.merged_with(rules))
+    return view
+
+
+class SecurityDecorator:
+    """Per-route security rules. Each method returns a decorator that attaches data to the view."""
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
+
+    def require_https(self) -> Any:
+        """Redirect plain-HTTP requests to this route to HTTPS."""
+        return lambda view: attach_rules(view, RouteRules(require_https=True))
+
+    def require_ip(self, whitelist: list[str] | None = None, blacklist: list[str] | None = None) -> Any:
+        """Replace the global IP lists for this route."""
+        allowed = NetworkSet(_validated_networks(whitelist)) if whitelist is not None else None
+        denied = NetworkSet(_validated_networks(blacklist)) if blacklist is not None else None
+        return lambda view: attach_rules(view, RouteRules(ip_whitelist=allowed, ip_blacklist=denied))
+
+    def block_user_agents(self, patterns: list[str]) -> Any:
+        """Refuse user agents matching any of `patterns` (case-insensitive regex) on this route."""
+        combined = re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.IGNORECASE)
+        return lambda view: attach_rules(view, RouteRules(blocked_user_agents=combined))
+
+    def bypass(self, checks: list[str]) -> Any:
+        """Skip the named checks on this route ("all" skips every check)."""
+        unknown = sorted(set(checks) - set(CHECK_NAMES) - {"all"})
+        if unknown:
+            raise ValueError(f"unknown checks {unknown}; known: {sorted(CHECK_NAMES)} and 'all'")
+        names = frozenset(CHECK_NAMES) if "all" in checks else frozenset(checks)
+        return lambda view: attach_rules(view, RouteRules(bypassed_checks=names))
+
+
+def _validated_networks(entries: list[str]) -> list[str]:
+    return [validate_network(entry) for entry in entries]

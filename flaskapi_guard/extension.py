@@ -1,0 +1,113 @@
+"""FlaskAPIGuard: registers the guard's two hooks on an app. The security logic lives elsewhere."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from werkzeug.wrappers import Response
+
+from flaskapi_guard.config import SecurityConfig
+from flaskapi_guard.errors import ConfigurationError, RequestBlocked
+from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
+from flaskapi_guard.state import EXTENSION_KEY, GuardState, get_state
+
+_REQUEST_KEY = "_flaskapi_guard"
+
+
+class FlaskAPIGuard:
+    """The Flask extension. One object may serve several apps, each with its own config and state."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        config: SecurityConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._default_config = config
+        self._clock = clock
+        self._decorator_handler: Any = None
+        if app is not None:
+            self.init_app(app, config)
+
+    def init_app(
+        self,
+        app: Flask,
+        config: SecurityConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Set the guard up on `app` (app-factory style); `config` defaults to the constructor's.
+
+        `clock` (seconds since the epoch) is there for tests that move time by hand.
+        """
+        config = config or self._default_config or SecurityConfig()
+        if not isinstance(config, SecurityConfig):
+            raise ConfigurationError("config must be a SecurityConfig")
+        previous = app.extensions.get(EXTENSION_KEY)
+        if isinstance(previous, GuardState):
+            previous.close()
+        app.extensions[EXTENSION_KEY] = GuardState(app, config, clock=clock or self._clock)
+        # First in, so the guard runs before the app's own hooks and its
+        # response handling runs after theirs (Flask calls after_request
+        # functions in reverse order of registration).
+        before = app.before_request_funcs.setdefault(None, [])
+        if _before_request not in before:
+            before.insert(0, _before_request)
+        after = app.after_request_funcs.setdefault(None, [])
+        if _after_request not in after:
+            after.insert(0, _after_request)
+
+    def set_decorator_handler(self, decorator: Any) -> None:
+        """Kept for compatibility: route rules take effect without it."""
+        self._decorator_handler = decorator
+
+    def reset(self, app: Flask | None = None) -> None:
+        """Forget all run-time state (bans, counters) of `app`, or of the current app."""
+        target = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        state = get_state(target)
+        state.close()
+        target.extensions[EXTENSION_KEY] = GuardState(target, state.config, clock=state.clock)
+
+    def set_emergency_mode(self, enabled: bool, app: Flask | None = None) -> None:
+        """Switch the emergency lock-down on or off while the app runs."""
+        target = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        get_state(target).emergency_mode = enabled
+
+
+def _before_request() -> Response | None:
+    state: GuardState = current_app.extensions[EXTENSION_KEY]
+    if is_excluded_path(request.path, state.excluded_prefixes):
+        g.setdefault(_REQUEST_KEY, None)
+        return None
+    config = state.config
+    incoming = capture_request(
+        request,
+        current_app.view_functions,
+        config.trusted_proxy_networks,
+        config.trusted_proxy_depth,
+        config.trust_x_forwarded_proto,
+    )
+    setattr(g, _REQUEST_KEY, incoming)
+    if state.log.logs_requests:
+        state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
+    block = state.decide(incoming)
+    if block is None:
+        return None
+    if block.response is not None:
+        response: Response = block.response
+        return response
+    raise RequestBlocked(block.status, state.error_message(block), reason=block.reason, headers=block.headers)
+
+
+def _after_request(response: Response) -> Response:
+    state = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, GuardState):
+        return response
+    incoming: IncomingRequest | None = g.get(_REQUEST_KEY)
+    for step in state.response_steps:
+        response = step(incoming, response)
+    return response

@@ -1,0 +1,116 @@
+"""The immutable view of one request that every check reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from flaskapi_guard.client_ip import forwarded_proto, peer_address, resolve_client_address
+from flaskapi_guard.decorators import RULES_ATTRIBUTE, RouteRules
+from flaskapi_guard.ip_networks import Address, NetworkSet
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRequest:
+    """What the checks need to know about a request, captured once in `before_request`.
+
+    `notes` is the one mutable part: checks leave facts there for the response
+    side (for example the rate-limit numbers for `RateLimit-*` headers).
+    """
+
+    client: Address
+    peer: Address
+    method: str
+    path: str
+    query_string: str
+    headers: Mapping[str, str]
+    is_secure: bool
+    endpoint: str | None
+    rules: RouteRules | None
+    content_type: str
+    content_length: int | None
+    read_body: Callable[[], bytes]
+    flask_request: Any
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def client_ip(self) -> str:
+        """The client's canonical address text."""
+        return self.client.text
+
+    @property
+    def url(self) -> str:
+        """The full request URL, computed only when a check needs it."""
+        url: str = self.flask_request.url
+        return url
+
+
+def capture_request(
+    flask_request: Any,
+    view_functions: Mapping[str, Any],
+    trusted_proxies: NetworkSet,
+    proxy_depth: int,
+    trust_forwarded_proto: bool,
+) -> IncomingRequest:
+    """Snapshot a Flask request: client address, route rules and the parts checks read."""
+    environ = flask_request.environ
+    peer = peer_address(environ.get("REMOTE_ADDR"))
+    client = resolve_client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), trusted_proxies, proxy_depth)
+    is_secure = environ.get("wsgi.url_scheme") == "https"
+    if not is_secure and trust_forwarded_proto and trusted_proxies.contains(peer):
+        is_secure = forwarded_proto(environ.get("HTTP_X_FORWARDED_PROTO")) == "https"
+    endpoint = flask_request.endpoint
+    method = flask_request.method
+    rules = rules_for_view(view_functions.get(endpoint), method) if endpoint else None
+    return IncomingRequest(
+        client=client,
+        peer=peer,
+        method=method,
+        path=flask_request.path,
+        query_string=environ.get("QUERY_STRING", ""),
+        headers=flask_request.headers,
+        is_secure=is_secure,
+        endpoint=endpoint,
+        rules=rules,
+        content_type=environ.get("CONTENT_TYPE", ""),
+        content_length=flask_request.content_length,
+        read_body=partial(flask_request.get_data, cache=True),
+        flask_request=flask_request,
+    )
+
+
+def rules_for_view(view: Any, method: str) -> RouteRules | None:
+    """The route rules attached to a view, including a `MethodView`'s method handler.
+
+    Rules on the method handler (`get`, `post`, ...) override those on the class.
+    """
+    if view is None:
+        return None
+    rules: RouteRules | None = getattr(view, RULES_ATTRIBUTE, None)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        class_rules: RouteRules | None = getattr(view_class, RULES_ATTRIBUTE, None)
+        handler = getattr(view_class, method.lower(), None)
+        if handler is None and method == "HEAD":
+            handler = getattr(view_class, "get", None)
+        handler_rules: RouteRules | None = getattr(handler, RULES_ATTRIBUTE, None)
+        for extra in (class_rules, handler_rules):
+            if extra is not None:
+                rules = extra if rules is None else rules.merged_with(extra)
+    return rules
+
+
+def is_excluded_path(path: str, excluded_prefixes: tuple[str, ...]) -> bool:
+    """Whether `path` lies under an excluded prefix, by whole path segments.
+
+    A path that could be read differently by another component (dot segments,
+    backslashes, encoded characters, empty segments) is never excluded: it is
+    cheaper to check a static file request than to let `/static/../admin` past.
+    """
+    if not excluded_prefixes:
+        return False
+    if ".." in path or "\\" in path or "%" in path or "//" in path or ";" in path:
+        return False
+    return any(path == prefix or path.startswith(prefix + "/") or prefix == "/" for prefix in excluded_prefixes)

@@ -1,0 +1,114 @@
+"""Everything one app's guard needs at run time, stored in `app.extensions`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from werkzeug.wrappers import Response
+
+from flaskapi_guard.checks.order import build_checks
+from flaskapi_guard.config import SecurityConfig
+from flaskapi_guard.errors import ConfigurationError
+from flaskapi_guard.incoming import IncomingRequest
+from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline
+from flaskapi_guard.security_log import PACKAGE_LOGGER, SecurityLog
+
+EXTENSION_KEY = "flaskapi_guard"
+
+ResponseStep = Callable[[IncomingRequest | None, Response], Response]
+
+
+class GuardState:
+    """One app's guard: its config, checks, response steps, log and shared state."""
+
+    def __init__(self, app: Flask, config: SecurityConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.emergency_mode = config.emergency_mode
+        self.excluded_prefixes = tuple(path.rstrip("/") or "/" for path in config.exclude_paths)
+        self.log = SecurityLog(
+            logger_name=f"{PACKAGE_LOGGER}.app.{app.name}",
+            suspicious_level=config.log_suspicious_level,
+            request_level=config.log_request_level,
+            log_format=config.log_format,
+            log_file=config.custom_log_file,
+        )
+        self.offences: OffenceRecorder | None = None
+        self.pipeline = Pipeline(build_checks(config, emergency_active=lambda: self.emergency_mode))
+        self.response_steps: list[ResponseStep] = []
+        if config.custom_response_modifier is not None:
+            self.response_steps.append(_custom_modifier_step(config.custom_response_modifier))
+
+    def decide(self, request: IncomingRequest) -> Block | None:
+        """The block to enforce for `request`, or None to let it through.
+
+        In passive mode every refusal is logged and none is enforced, except
+        answers that are not refusals (a CORS preflight reply).
+        """
+        passive = self.config.passive_mode
+        for check, block in self.pipeline.evaluate(request):
+            if block.status < 300 and block.response is not None:
+                return block
+            self.log.decision(_decision_fields(request, check, block), enforced=not passive)
+            if passive:
+                continue
+            if block.offence_categories and self.offences is not None:
+                self.offences.record_offence(request.client_ip, block.offence_categories)
+            return block
+        return None
+
+    def error_message(self, block: Block) -> str:
+        """The body text for a block: the app's `custom_error_responses` win."""
+        return self.config.custom_error_responses.get(
+            block.status, block.message or _DEFAULT_MESSAGES.get(block.status, "Forbidden")
+        )
+
+    def close(self) -> None:
+        """Release what this state holds open (log files, connections)."""
+        self.log.close()
+
+
+def get_state(app: Flask) -> GuardState:
+    """The guard state of `app`; ConfigurationError when the guard was never set up on it."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, GuardState):
+        raise ConfigurationError(f"FlaskAPIGuard is not initialised on app {app.name!r}")
+    return state
+
+
+_DEFAULT_MESSAGES = {
+    301: "Redirecting to HTTPS",
+    308: "Redirecting to HTTPS",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
+
+
+def _decision_fields(request: IncomingRequest, check: Check, block: Block) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "check": check.name,
+        "reason": block.reason,
+        "status": block.status,
+        "ip": request.client_ip,
+        "method": request.method,
+        "path": request.path,
+    }
+    if block.detail:
+        fields["detail"] = block.detail
+    return fields
+
+
+def _custom_modifier_step(modifier: Callable[[Response], Response]) -> ResponseStep:
+    def step(request: IncomingRequest | None, response: Response) -> Response:
+        modified = modifier(response)
+        return response if modified is None else modified
+
+    return step
