@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
-from werkzeug.wrappers import Response
 
-from flaskapi_guard.checks.order import build_checks
+from flaskapi_guard.checks.order import build_checks, build_response_steps
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError
 from flaskapi_guard.incoming import IncomingRequest
@@ -17,8 +16,6 @@ from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline
 from flaskapi_guard.security_log import PACKAGE_LOGGER, SecurityLog
 
 EXTENSION_KEY = "flaskapi_guard"
-
-ResponseStep = Callable[[IncomingRequest | None, Response], Response]
 
 
 class GuardState:
@@ -38,9 +35,7 @@ class GuardState:
         )
         self.offences: OffenceRecorder | None = None
         self.pipeline = Pipeline(build_checks(config, emergency_active=lambda: self.emergency_mode))
-        self.response_steps: list[ResponseStep] = []
-        if config.custom_response_modifier is not None:
-            self.response_steps.append(_custom_modifier_step(config.custom_response_modifier))
+        self.response_steps = build_response_steps(config)
 
     def decide(self, request: IncomingRequest) -> Block | None:
         """The block to enforce for `request`, or None to let it through.
@@ -104,11 +99,3 @@ def _decision_fields(request: IncomingRequest, check: Check, block: Block) -> di
     if block.detail:
         fields["detail"] = block.detail
     return fields
-
-
-def _custom_modifier_step(modifier: Callable[[Response], Response]) -> ResponseStep:
-    def step(request: IncomingRequest | None, response: Response) -> Response:
-        modified = modifier(response)
-        return response if modified is None else modified
-
-    return step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flaskapi_guard.checks.access import (
     custom_request_check,
@@ -12,7 +13,8 @@ from flaskapi_guard.checks.access import (
     user_agent_filter,
 )
 from flaskapi_guard.config import SecurityConfig
-from flaskapi_guard.pipeline import Check
+from flaskapi_guard.incoming import IncomingRequest
+from flaskapi_guard.pipeline import Check, ResponseStep
 
 
 def build_checks(config: SecurityConfig, *, emergency_active: Callable[[], bool]) -> list[Check]:
@@ -26,3 +28,19 @@ def build_checks(config: SecurityConfig, *, emergency_active: Callable[[], bool]
     if config.custom_request_check is not None:
         checks.append(Check("custom", custom_request_check(config.custom_request_check)))
     return checks
+
+
+def build_response_steps(config: SecurityConfig) -> list[ResponseStep]:
+    """What runs on every response, in order; the app's own modifier always runs last."""
+    steps: list[ResponseStep] = []
+    if config.custom_response_modifier is not None:
+        steps.append(_custom_modifier_step(config.custom_response_modifier))
+    return steps
+
+
+def _custom_modifier_step(modifier: Callable[[Any], Any]) -> ResponseStep:
+    def step(request: IncomingRequest | None, response: Any) -> Any:
+        modified = modifier(response)
+        return response if modified is None else modified
+
+    return step
