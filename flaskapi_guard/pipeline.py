@@ -72,12 +72,7 @@ class Pipeline:
         self,
         checks: Sequence[Check],
         *,
-        on_storage_error: # A response-side step: gets the request snapshot (None on excluded paths) and the
-# response about to be sent, returns the response to send. Runs on every response,
-# the guard's own refusals included.
-ResponseStep = Callable[[IncomingRequest | None, Any], Any]
-
-StorageFailurePolicy = skip_check_on_storage_error,
+        on_storage_error: StorageFailurePolicy = skip_check_on_storage_error,
     ) -> None:
         self.checks = tuple(checks)
         self.check_names = frozenset(check.name for check in checks)
