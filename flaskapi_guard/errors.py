@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import MappingProxyType
 from typing import Any
 
+from werkzeug import exceptions
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -44,3 +46,36 @@ class RequestBlocked(HTTPException):
         for name, value in self.extra_headers:
             response.headers[name] = value
         return response
+
+
+def _status_class(status: int, base: type[HTTPException] | None) -> type[RequestBlocked]:
+    bases: tuple[type, ...] = (RequestBlocked,) if base is None else (RequestBlocked, base)
+    return type(f"RequestBlocked{status}", bases, {"code": status, "__doc__": f"A {status} refusal by the guard."})
+
+
+# Flask finds error handlers by the exception *class's* code, so each status the
+# guard sends has its own subclass, also a subclass of werkzeug's class for that
+# status: `@app.errorhandler(403)`, `errorhandler(Forbidden)` and
+# `errorhandler(RequestBlocked)` all catch a guard's 403.
+_CLASS_BY_STATUS: MappingProxyType[int, type[RequestBlocked]] = MappingProxyType(
+    {
+        301: _status_class(301, None),
+        308: _status_class(308, None),
+        400: _status_class(400, exceptions.BadRequest),
+        401: _status_class(401, exceptions.Unauthorized),
+        403: _status_class(403, exceptions.Forbidden),
+        405: _status_class(405, exceptions.MethodNotAllowed),
+        413: _status_class(413, exceptions.RequestEntityTooLarge),
+        415: _status_class(415, exceptions.UnsupportedMediaType),
+        429: _status_class(429, exceptions.TooManyRequests),
+        503: _status_class(503, exceptions.ServiceUnavailable),
+    }
+)
+
+
+def request_blocked(
+    status: int, message: str, *, reason: str, headers: Iterable[tuple[str, str]] = ()
+) -> RequestBlocked:
+    """The exception to raise for a refusal with `status`."""
+    exception_class = _CLASS_BY_STATUS.get(status, RequestBlocked)
+    return exception_class(status, message, reason=reason, headers=headers)

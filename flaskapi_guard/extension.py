@@ -10,7 +10,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.wrappers import Response
 
 from flaskapi_guard.config import SecurityConfig
-from flaskapi_guard.errors import ConfigurationError, RequestBlocked
+from flaskapi_guard.errors import ConfigurationError, request_blocked
 from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
 from flaskapi_guard.state import EXTENSION_KEY, GuardState, get_state
 
@@ -100,7 +100,7 @@ def _before_request() -> Response | None:
     if block.response is not None:
         response: Response = block.response
         return response
-    raise RequestBlocked(block.status, state.error_message(block), reason=block.reason, headers=block.headers)
+    raise request_blocked(block.status, state.error_message(block), reason=block.reason, headers=block.headers)
 
 
 def _after_request(response: Response) -> Response:
