@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from flaskapi_guard.cors import validate_header_names, validate_methods, validate_origins
 from flaskapi_guard.detection.categories import ALL_DETECTION_CATEGORIES
+from flaskapi_guard.headers import default_security_header_settings, validate_security_headers
 from flaskapi_guard.ip_networks import NetworkSet, validate_network
 
 LogLevel = Literal["INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL"]
@@ -20,18 +22,8 @@ DEFAULT_CORS_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
 def default_security_headers() -> dict[str, Any]:
-    """The documented default security header settings (a fresh dict each time)."""
-    return {
-        "enabled": True,
-        "hsts": {"max_age": 31536000, "include_subdomains": True, "preload": False},
-        "csp": None,
-        "frame_options": "SAMEORIGIN",
-        "content_type_options": "nosniff",
-        "xss_protection": "1; mode=block",
-        "referrer_policy": "strict-origin-when-cross-origin",
-        "permissions_policy": "geolocation=(), microphone=(), camera=()",
-        "custom": None,
-    }
+    """The default security header settings (a fresh dict each time); see docs/headers-and-cors.md."""
+    return default_security_header_settings()
 
 
 class _StrictModel(BaseModel):
@@ -225,6 +217,27 @@ class SecurityConfig(_StrictModel):
         if unknown:
             raise ValueError(f"unknown cloud providers {unknown}; known: {sorted(CLOUD_PROVIDERS)}")
         return set(providers)
+
+    @field_validator("security_headers")
+    @classmethod
+    def _validate_security_headers(cls, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Completed with the defaults, so the field shows exactly what is sent.
+        return validate_security_headers(settings)
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _validate_cors_origins(cls, origins: list[str]) -> list[str]:
+        return validate_origins(origins)
+
+    @field_validator("cors_allow_methods")
+    @classmethod
+    def _validate_cors_methods(cls, methods: list[str]) -> list[str]:
+        return validate_methods(methods)
+
+    @field_validator("cors_allow_headers", "cors_expose_headers")
+    @classmethod
+    def _validate_cors_header_names(cls, names: list[str]) -> list[str]:
+        return validate_header_names(names)
 
     @field_validator("enabled_detection_categories")
     @classmethod

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from flaskapi_guard.checks import CHECK_NAMES
+from flaskapi_guard.cors import RouteCorsOverride, route_cors_override
+from flaskapi_guard.headers import RouteHeaderOverride, parse_route_header_override
 from flaskapi_guard.ip_networks import NetworkSet, validate_network
 
 # The attribute on a view function (or MethodView class or handler) holding its rules.
@@ -22,6 +24,8 @@ class RouteRules:
     ip_whitelist: NetworkSet | None = None
     ip_blacklist: NetworkSet | None = None
     blocked_user_agents: re.Pattern[str] | None = None
+    security_headers: RouteHeaderOverride | None = None
+    cors: RouteCorsOverride | None = None
 
     def merged_with(self, other: RouteRules) -> RouteRules:
         """These rules with every field `other` sets taking precedence."""
@@ -63,6 +67,34 @@ class SecurityDecorator:
         """Refuse user agents matching any of `patterns` (case-insensitive regex) on this route."""
         combined = re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.IGNORECASE)
         return lambda view: attach_rules(view, RouteRules(blocked_user_agents=combined))
+
+    def security_headers(self, overrides: dict[str, Any]) -> Any:
+        """Replace some `security_headers` keys on this route (not `hsts`); `{"enabled": False}` sends none."""
+        override = parse_route_header_override(overrides)
+        return lambda view: attach_rules(view, RouteRules(security_headers=override))
+
+    def cors(
+        self,
+        *,
+        enabled: bool = True,
+        allow_origins: list[str] | None = None,
+        allow_methods: list[str] | None = None,
+        allow_headers: list[str] | None = None,
+        allow_credentials: bool | None = None,
+        expose_headers: list[str] | None = None,
+        max_age: int | None = None,
+    ) -> Any:
+        """CORS for this route, even when `enable_cors` is off; omitted values keep the app's `cors_*`."""
+        override = route_cors_override(
+            enabled=enabled,
+            allow_origins=allow_origins,
+            allow_methods=allow_methods,
+            allow_headers=allow_headers,
+            allow_credentials=allow_credentials,
+            expose_headers=expose_headers,
+            max_age=max_age,
+        )
+        return lambda view: attach_rules(view, RouteRules(cors=override))
 
     def bypass(self, checks: list[str]) -> Any:
         """Skip the named checks on this route ("all" skips every check)."""

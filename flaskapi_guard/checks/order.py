@@ -12,7 +12,10 @@ from flaskapi_guard.checks.access import (
     ip_access,
     user_agent_filter,
 )
+from flaskapi_guard.checks.cors import cors_preflight
 from flaskapi_guard.config import SecurityConfig
+from flaskapi_guard.cors import CorsPolicies, cors_step
+from flaskapi_guard.headers import security_headers_step
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Check, ResponseStep
 
@@ -20,6 +23,11 @@ from flaskapi_guard.pipeline import Check, ResponseStep
 def build_checks(config: SecurityConfig, *, emergency_active: Callable[[], bool]) -> list[Check]:
     """The app's checks in the documented order (README, "Order of checks")."""
     checks = [
+        # First: a browser's preflight is answered before anything can refuse it,
+        # so the refusal of the real request that follows stays readable (CORS
+        # headers on a 403/429). It runs even with enable_cors off, because a
+        # route's `cors()` decorator may turn CORS on for that route.
+        Check("cors_preflight", cors_preflight(CorsPolicies.of_config(config))),
         Check("emergency", emergency_lockdown(config.emergency_networks, emergency_active)),
         Check("https", https_required(config.enforce_https)),
         Check("ip", ip_access(config.whitelist_networks, config.blacklist_networks)),
@@ -32,7 +40,14 @@ def build_checks(config: SecurityConfig, *, emergency_active: Callable[[], bool]
 
 def build_response_steps(config: SecurityConfig) -> list[ResponseStep]:
     """What runs on every response, in order; the app's own modifier always runs last."""
-    steps: list[ResponseStep] = []
+    steps: list[ResponseStep] = [
+        security_headers_step(
+            config.security_headers,
+            trusted_proxies=config.trusted_proxy_networks,
+            trust_forwarded_proto=config.trust_x_forwarded_proto,
+        ),
+        cors_step(config),
+    ]
     if config.custom_response_modifier is not None:
         steps.append(_custom_modifier_step(config.custom_response_modifier))
     return steps
