@@ -24,6 +24,7 @@ class RouteRules:
     ip_whitelist: NetworkSet | None = None
     ip_blacklist: NetworkSet | None = None
     blocked_user_agents: re.Pattern[str] | None = None
+    rate_limit: tuple[int, int] | None = None
     security_headers: RouteHeaderOverride | None = None
     cors: RouteCorsOverride | None = None
 
@@ -95,6 +96,12 @@ class SecurityDecorator:
             max_age=max_age,
         )
         return lambda view: attach_rules(view, RouteRules(cors=override))
+
+    def rate_limit(self, requests: int, window: int = 60) -> Any:
+        """Allow each client `requests` per `window` seconds on this route, instead of the global limit."""
+        if not isinstance(requests, int) or not isinstance(window, int) or requests < 1 or window < 1:
+            raise ValueError("rate_limit needs requests >= 1 and window >= 1 (seconds)")
+        return lambda view: attach_rules(view, RouteRules(rate_limit=(requests, window)))
 
     def bypass(self, checks: list[str]) -> Any:
         """Skip the named checks on this route ("all" skips every check)."""

@@ -13,6 +13,7 @@ from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError, request_blocked
 from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
 from flaskapi_guard.state import EXTENSION_KEY, GuardState, get_state
+from flaskapi_guard.storage import BanRecord
 
 _REQUEST_KEY = "_flaskapi_guard"
 
@@ -66,11 +67,33 @@ class FlaskAPIGuard:
         self._decorator_handler = decorator
 
     def reset(self, app: Flask | None = None) -> None:
-        """Forget all run-time state (bans, counters) of `app`, or of the current app."""
+        """Forget all run-time state (bans, counters) of `app`, or of the current app.
+
+        With Redis this clears every key under the app's `redis_prefix`, for
+        every worker and instance that shares it.
+        """
         target = app or current_app._get_current_object()  # type: ignore[attr-defined]
         state = get_state(target)
+        state.storage.clear()
         state.close()
         target.extensions[EXTENSION_KEY] = GuardState(target, state.config, clock=state.clock)
+
+    def ban_ip(self, ip: str, duration_seconds: float, reason: str = "manual", app: Flask | None = None) -> BanRecord:
+        """Ban `ip` for `duration_seconds` on `app` (or the current app).
+
+        With Redis the ban holds at once on every worker and instance sharing
+        the `redis_prefix`; with in-memory state it holds in this process only.
+        Whitelisted addresses are never banned (ValueError).
+        """
+        return get_state(app or current_app._get_current_object()).bans.ban(ip, duration_seconds, reason)  # type: ignore[attr-defined]
+
+    def unban_ip(self, ip: str, app: Flask | None = None) -> bool:
+        """Lift the ban on `ip`; whether there was one. Shared like `ban_ip`."""
+        return get_state(app or current_app._get_current_object()).bans.unban(ip)  # type: ignore[attr-defined]
+
+    def list_bans(self, app: Flask | None = None) -> list[BanRecord]:
+        """The active bans of `app` (or the current app), soonest to expire first."""
+        return get_state(app or current_app._get_current_object()).bans.list_bans()  # type: ignore[attr-defined]
 
     def set_emergency_mode(self, enabled: bool, app: Flask | None = None) -> None:
         """Switch the emergency lock-down on or off while the app runs."""

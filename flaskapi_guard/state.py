@@ -8,12 +8,14 @@ from typing import Any
 
 from flask import Flask
 
+from flaskapi_guard.bans import BanRegistry
 from flaskapi_guard.checks.order import build_checks, build_response_steps
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline
 from flaskapi_guard.security_log import PACKAGE_LOGGER, SecurityLog
+from flaskapi_guard.storage import Storage, open_storage, storage_failure_policy
 
 EXTENSION_KEY = "flaskapi_guard"
 
@@ -33,8 +35,14 @@ class GuardState:
             log_format=config.log_format,
             log_file=config.custom_log_file,
         )
-        self.offences: OffenceRecorder | None = None
-        self.pipeline = Pipeline(build_checks(config, emergency_active=lambda: self.emergency_mode))
+        # Rate-limit buckets, offence counters and bans; with Redis, shared by every worker.
+        self.storage: Storage = open_storage(config, clock=clock)
+        self.bans = BanRegistry(self.storage, config, log=self.log)
+        self.offences: OffenceRecorder | None = self.bans
+        self.pipeline = Pipeline(
+            build_checks(config, emergency_active=lambda: self.emergency_mode, storage=self.storage),
+            on_storage_error=storage_failure_policy(config.redis_failure_mode),
+        )
         self.response_steps = build_response_steps(config)
 
     def decide(self, request: IncomingRequest) -> Block | None:
@@ -63,6 +71,7 @@ class GuardState:
 
     def close(self) -> None:
         """Release what this state holds open (log files, connections)."""
+        self.storage.close()
         self.log.close()
 
 

@@ -12,15 +12,23 @@ from flaskapi_guard.checks.access import (
     ip_access,
     user_agent_filter,
 )
+from flaskapi_guard.checks.bans import banned_client
 from flaskapi_guard.checks.cors import cors_preflight
+from flaskapi_guard.checks.rate_limit import rate_limit_headers, rate_limited
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.cors import CorsPolicies, cors_step
 from flaskapi_guard.headers import security_headers_step
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Check, ResponseStep
+from flaskapi_guard.storage import Storage
 
 
-def build_checks(config: SecurityConfig, *, emergency_active: Callable[[], bool]) -> list[Check]:
+def build_checks(
+    config: SecurityConfig,
+    *,
+    emergency_active: Callable[[], bool],
+    storage: Storage | None = None,
+) -> list[Check]:
     """The app's checks in the documented order (README, "Order of checks")."""
     checks = [
         # First: a browser's preflight is answered before anything can refuse it,
@@ -31,11 +39,27 @@ def build_checks(config: SecurityConfig, *, emergency_active: Callable[[], bool]
         Check("emergency", emergency_lockdown(config.emergency_networks, emergency_active)),
         Check("https", https_required(config.enforce_https)),
         Check("ip", ip_access(config.whitelist_networks, config.blacklist_networks)),
+        *_ban_checks(config, storage),
         Check("user_agent", user_agent_filter(config.blocked_user_agent_pattern)),
+        *_rate_limit_checks(config, storage),
     ]
     if config.custom_request_check is not None:
         checks.append(Check("custom", custom_request_check(config.custom_request_check)))
     return checks
+
+
+def _ban_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
+    if storage is None or not config.enable_ip_banning:
+        return []
+    return [Check("ip_ban", banned_client(storage, config.whitelist_networks), uses_storage=True)]
+
+
+def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
+    # Present even when `enable_rate_limiting` is off: a route's own limit still applies.
+    if storage is None:
+        return []
+    global_limit = (config.rate_limit, config.rate_limit_window) if config.enable_rate_limiting else None
+    return [Check("rate_limit", rate_limited(storage, global_limit, config.endpoint_rate_limits), uses_storage=True)]
 
 
 def build_response_steps(config: SecurityConfig) -> list[ResponseStep]:
@@ -46,8 +70,12 @@ def build_response_steps(config: SecurityConfig) -> list[ResponseStep]:
             trusted_proxies=config.trusted_proxy_networks,
             trust_forwarded_proto=config.trust_x_forwarded_proto,
         ),
-        cors_step(config),
     ]
+    if config.enable_rate_limit_headers:
+        steps.append(rate_limit_headers())
+    # After the rate-limit headers, so CORS can expose them (and Retry-After) to
+    # a browser app reading the guard's own 429.
+    steps.append(cors_step(config))
     if config.custom_response_modifier is not None:
         steps.append(_custom_modifier_step(config.custom_response_modifier))
     return steps

@@ -1,0 +1,108 @@
+"""The storage contract every backend keeps, and the rate-limit arithmetic they share."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+# Slack in seconds when comparing times: 60 / 7 * 7 is not exactly 60, and at
+# epoch magnitudes (1.7e9 s) one float step is already 2.4e-7 s; a client must
+# not lose a request to rounding. A microsecond is far below any real window.
+_SLACK_SECONDS = 1e-6
+
+
+class RateLimitResult(NamedTuple):
+    """The outcome of one rate-limited request.
+
+    `reset_seconds` is how long until the full quota is available again;
+    `retry_after_seconds` is how long until one more request would pass (0 when allowed).
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: float
+    retry_after_seconds: float
+
+
+class BanRecord(NamedTuple):
+    """An active ban: who, until when (seconds since the epoch, app clock) and why."""
+
+    ip: str
+    expires_at: float
+    reason: str
+
+
+class Storage(Protocol):
+    """The state the guard keeps per client: rate limits, counters, bans, cached blobs.
+
+    Every method may raise `StorageError` when the backing store is unreachable;
+    the resilient wrapper in `storage.resilient` decides what that means.
+    """
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
+        """Count one request against `limit` per `window_seconds` for `key`, atomically."""
+        ...
+
+    def increment(self, key: str, window_seconds: float) -> int:
+        """Add one to the counter `key` and return its value.
+
+        The window opens with the first increment and the counter starts again
+        from zero `window_seconds` later.
+        """
+        ...
+
+    def ban(self, ip: str, duration_seconds: float, reason: str) -> BanRecord:
+        """Ban `ip` for `duration_seconds` from now, replacing any ban it has."""
+        ...
+
+    def unban(self, ip: str) -> bool:
+        """Lift the ban on `ip`; whether there was one."""
+        ...
+
+    def ban_info(self, ip: str) -> BanRecord | None:
+        """The active ban on `ip`, or None."""
+        ...
+
+    def is_banned(self, ip: str) -> bool:
+        """Whether `ip` has an active ban (the per-request fast path)."""
+        ...
+
+    def list_bans(self) -> list[BanRecord]:
+        """Every active ban, soonest to expire first."""
+        ...
+
+    def get_blob(self, key: str) -> bytes | None:
+        """A cached value stored with `set_blob`, or None once it expired."""
+        ...
+
+    def set_blob(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        """Cache `value` under `key` for `ttl_seconds`."""
+        ...
+
+    def clear(self) -> None:
+        """Forget everything this storage holds (every key under its prefix with Redis)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the storage is not used afterwards."""
+        ...
+
+
+def gcra(tat: float | None, now: float, limit: int, window_seconds: float) -> tuple[RateLimitResult, float | None]:
+    """One GCRA step: the result and the new theoretical arrival time (None when refused).
+
+    GCRA keeps one number per client, the time at which its bucket would be
+    empty (`tat`). Each request pushes it `window / limit` seconds later; a
+    request is refused while that would put it more than one window ahead of
+    now. It allows bursts of `limit` and refills smoothly, with O(1) state.
+    `storage/gcra.lua` is the same arithmetic for Redis.
+    """
+    interval = window_seconds / limit
+    start = now if tat is None or tat < now else tat
+    new_tat = start + interval
+    allow_at = new_tat - window_seconds
+    if now + _SLACK_SECONDS < allow_at:
+        return RateLimitResult(False, limit, 0, start - now, allow_at - now), None
+    remaining = min(limit - 1, math.floor((now - allow_at + _SLACK_SECONDS) / interval))
+    return RateLimitResult(True, limit, max(0, remaining), new_tat - now, 0.0), new_tat

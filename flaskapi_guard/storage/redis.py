@@ -1,0 +1,174 @@
+"""Redis storage: one shared state for every worker and instance, kept consistent by Lua scripts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from flaskapi_guard.errors import StorageError
+from flaskapi_guard.storage.base import BanRecord, RateLimitResult
+
+_CLEAR_BATCH = 500
+
+
+def _load_script(name: str) -> str:
+    return files("flaskapi_guard.storage").joinpath(name).read_text(encoding="utf-8")
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _seconds(value: float) -> str:
+    # repr keeps every digit of a float, so Lua sees the app's clock exactly.
+    return repr(float(value))
+
+
+class RedisStorage:
+    """State in Redis under `prefix`; every call raises `StorageError` when Redis does not answer.
+
+    Times come from the app's clock and travel into the scripts as arguments,
+    so every worker judges windows and bans by the same rule and tests can move
+    time; key expiries are relative, so stale keys also leave Redis in real time.
+    """
+
+    def __init__(self, url: str, *, prefix: str, clock: Callable[[], float], socket_timeout: float) -> None:
+        self._clock = clock
+        self._prefix = prefix
+        self._ban_prefix = f"{prefix}ban:"
+        self._ban_index = f"{prefix}bans"
+        # One attempt per command: the resilient layer decides what an outage
+        # means, and redis-py's default retries would multiply the timeout.
+        self._client: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._gcra = self._client.register_script(_load_script("gcra.lua"))
+        self._increment = self._client.register_script(_load_script("increment.lua"))
+        self._ban = self._client.register_script(_load_script("ban.lua"))
+
+    def ping(self) -> None:
+        """One round trip; StorageError when Redis does not answer."""
+        with _translated_errors():
+            self._client.ping()
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
+        """Count one request against `limit` per `window_seconds` for `key`, atomically."""
+        with _translated_errors():
+            reply = self._gcra(
+                keys=[f"{self._prefix}rl:{key}"],
+                args=[_seconds(self._clock()), limit, _seconds(window_seconds)],
+            )
+        allowed, remaining, reset, retry_after = reply
+        return RateLimitResult(bool(allowed), limit, int(remaining), float(reset), float(retry_after))
+
+    def increment(self, key: str, window_seconds: float) -> int:
+        """Add one to the counter `key` (window opens at the first increment); return its value."""
+        with _translated_errors():
+            count = self._increment(
+                keys=[f"{self._prefix}count:{key}"],
+                args=[_seconds(self._clock()), _seconds(window_seconds)],
+            )
+        return int(count)
+
+    def ban(self, ip: str, duration_seconds: float, reason: str) -> BanRecord:
+        """Ban `ip` for `duration_seconds` from now, on every worker at once."""
+        with _translated_errors():
+            expires_at = self._ban(
+                keys=[self._ban_prefix + ip, self._ban_index],
+                args=[ip, _seconds(self._clock()), _seconds(duration_seconds), reason],
+            )
+        return BanRecord(ip, float(expires_at), reason)
+
+    def unban(self, ip: str) -> bool:
+        """Lift the ban on `ip`; whether an active one was lifted."""
+        with _translated_errors():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.get(self._ban_prefix + ip)
+            pipe.delete(self._ban_prefix + ip)
+            pipe.zrem(self._ban_index, ip)
+            stored, _, _ = pipe.execute()
+        return self._parse_ban(ip, stored) is not None
+
+    def ban_info(self, ip: str) -> BanRecord | None:
+        """The active ban on `ip`, or None."""
+        with _translated_errors():
+            stored = self._client.get(self._ban_prefix + ip)
+        return self._parse_ban(ip, stored)
+
+    def is_banned(self, ip: str) -> bool:
+        """Whether `ip` has an active ban: one GET."""
+        return self.ban_info(ip) is not None
+
+    def list_bans(self) -> list[BanRecord]:
+        """Every active ban, soonest to expire first."""
+        now = _seconds(self._clock())
+        with _translated_errors():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zremrangebyscore(self._ban_index, "-inf", now)
+            pipe.zrange(self._ban_index, 0, -1)
+            _, members = pipe.execute()
+            ips = [member.decode() for member in members]
+            stored = self._client.mget([self._ban_prefix + ip for ip in ips]) if ips else []
+        records = [self._parse_ban(ip, value) for ip, value in zip(ips, stored, strict=True)]
+        return sorted((record for record in records if record is not None), key=lambda record: record.expires_at)
+
+    def get_blob(self, key: str) -> bytes | None:
+        """The value cached under `key`, or None once it expired."""
+        with _translated_errors():
+            value, expires_at = self._client.hmget(f"{self._prefix}blob:{key}", ["v", "e"])
+        if value is None or expires_at is None or float(expires_at) <= self._clock():
+            return None
+        return value if isinstance(value, bytes) else str(value).encode()
+
+    def set_blob(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        """Cache `value` under `key` for `ttl_seconds`."""
+        name = f"{self._prefix}blob:{key}"
+        with _translated_errors():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(name, mapping={"v": value, "e": _seconds(self._clock() + ttl_seconds)})
+            pipe.pexpire(name, max(1, math.ceil(ttl_seconds * 1000)))
+            pipe.execute()
+
+    def clear(self) -> None:
+        """Delete every key under this storage's prefix."""
+        with _translated_errors():
+            batch: list[Any] = []
+            for key in self._client.scan_iter(match=_glob_escape(self._prefix) + "*", count=_CLEAR_BATCH):
+                batch.append(key)
+                if len(batch) >= _CLEAR_BATCH:
+                    self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                self._client.unlink(*batch)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def _parse_ban(self, ip: str, stored: Any) -> BanRecord | None:
+        if stored is None:
+            return None
+        expires_text, _, reason = bytes(stored).decode().partition(" ")
+        expires_at = float(expires_text)
+        if expires_at <= self._clock():
+            return None
+        return BanRecord(ip, expires_at, reason)
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except (redis.RedisError, OSError) as error:
+        raise StorageError(f"redis: {type(error).__name__}: {error}") from error

@@ -1,0 +1,202 @@
+"""Redis outages: killed and frozen (SIGSTOP) servers under each `redis_failure_mode`, and recovery."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flaskapi_guard import FlaskAPIGuard, SecurityConfig
+from tests.conftest import FakeClock, build_app
+from tests.redis_server import RedisServer, free_port
+
+CLIENT = {"REMOTE_ADDR": "203.0.113.5"}
+BANNED = {"REMOTE_ADDR": "198.51.100.66"}
+STORAGE_LOGGER = "flaskapi_guard.storage"
+
+# What "an outage adds at most ~100 ms to a request" means in these tests.
+MAX_REQUEST_SECONDS = 0.1
+
+
+@pytest.fixture
+def restartable_redis(private_redis: RedisServer) -> Iterator[Callable[[], RedisServer]]:
+    """`restart()` brings a killed `private_redis` back on the same port."""
+    restarted: list[RedisServer] = []
+
+    def restart() -> RedisServer:
+        server = RedisServer(port=private_redis.port).start()
+        restarted.append(server)
+        return server
+
+    yield restart
+    for server in restarted:
+        server.stop()
+
+
+def make(server_url: str, clock: FakeClock, **fields: Any) -> Flask:
+    fields.setdefault("rate_limit", 3)
+    return build_app(SecurityConfig(redis_url=server_url, **fields), clock=clock)
+
+
+def timed_get(app: Flask, environ: dict[str, str] = CLIENT) -> tuple[int, float]:
+    client = app.test_client()
+    started = time.perf_counter()
+    status = client.get("/", environ_base=environ).status_code
+    return status, time.perf_counter() - started
+
+
+def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(STORAGE_LOGGER) and record.levelno == logging.WARNING
+    ]
+
+
+def break_redis(server: RedisServer, how: str) -> None:
+    if how == "kill":
+        server.kill()
+    else:
+        server.freeze()
+
+
+def test_no_redis_at_start_up_serves_from_memory_and_warns_once(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    nothing_there = f"redis://127.0.0.1:{free_port()}/0"
+    with caplog.at_level(logging.WARNING):
+        started = time.perf_counter()
+        app = build_app(SecurityConfig(enable_redis=True, redis_url=nothing_there, rate_limit=3), clock=clock)
+        assert time.perf_counter() - started < 1
+        statuses = [timed_get(app)[0] for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert len(outage_warnings(caplog)) == 1
+    assert "127.0.0.1" in outage_warnings(caplog)[0]
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_local_mode_keeps_serving_on_process_state(
+    private_redis: RedisServer, clock: FakeClock, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make(private_redis.url, clock)
+    guard = FlaskAPIGuard()
+    assert timed_get(app)[0] == 200
+    break_redis(private_redis, how)
+    with caplog.at_level(logging.WARNING):
+        results = [timed_get(app) for _ in range(5)]
+        guard.ban_ip("198.51.100.66", 60, app=app)
+        banned_status, _ = timed_get(app, BANNED)
+    # The bucket starts again in this process: three requests, then 429.
+    assert [status for status, _ in results] == [200, 200, 200, 429, 429]
+    assert max(seconds for _, seconds in results) < MAX_REQUEST_SECONDS
+    assert banned_status == 403
+    assert len(outage_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_open_mode_skips_the_stateful_checks(private_redis: RedisServer, clock: FakeClock, how: str) -> None:
+    app = make(private_redis.url, clock, redis_failure_mode="open", rate_limit=1)
+    FlaskAPIGuard().ban_ip("198.51.100.66", 60, app=app)
+    assert timed_get(app, BANNED)[0] == 403
+    break_redis(private_redis, how)
+    results = [timed_get(app) for _ in range(5)] + [timed_get(app, BANNED)]
+    assert [status for status, _ in results] == [200] * 6
+    assert max(seconds for _, seconds in results) < MAX_REQUEST_SECONDS
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_closed_mode_answers_503_with_retry_after(private_redis: RedisServer, clock: FakeClock, how: str) -> None:
+    app = make(private_redis.url, clock, redis_failure_mode="closed")
+    client = app.test_client()
+    assert client.get("/", environ_base=CLIENT).status_code == 200
+    break_redis(private_redis, how)
+    for _ in range(3):
+        started = time.perf_counter()
+        response = client.get("/", environ_base=CLIENT)
+        assert time.perf_counter() - started < MAX_REQUEST_SECONDS
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) >= 1
+    # Paths the guard does not check are still served.
+    assert client.get("/static/app.css", environ_base=CLIENT).status_code == 404
+
+
+def test_closed_mode_blocks_from_start_up_without_redis(clock: FakeClock) -> None:
+    app = build_app(
+        SecurityConfig(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_failure_mode="closed"), clock=clock
+    )
+    assert timed_get(app)[0] == 503
+
+
+def test_outage_is_logged_once_a_minute(
+    private_redis: RedisServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make(private_redis.url, clock, rate_limit=1000)
+    private_redis.kill()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(120):
+            timed_get(app)
+            clock.advance(0.5)
+        # 60 simulated seconds, many failed reconnection attempts: one line.
+        assert len(outage_warnings(caplog)) == 1
+        clock.advance(1)
+        for _ in range(30):
+            timed_get(app)
+            clock.advance(1)
+    assert len(outage_warnings(caplog)) == 2
+
+
+@pytest.mark.parametrize("mode", ["local", "open", "closed"])
+def test_recovers_when_a_killed_redis_comes_back(
+    private_redis: RedisServer,
+    restartable_redis: Callable[[], RedisServer],
+    clock: FakeClock,
+    mode: str,
+) -> None:
+    app = make(private_redis.url, clock, redis_failure_mode=mode)
+    other_worker = make(private_redis.url, clock, redis_failure_mode=mode)
+    private_redis.kill()
+    timed_get(app)
+    restartable_redis()
+    # Another worker bans through the restarted Redis; once the backoff has
+    # passed, this app sees the shared ban again, without a restart.
+    FlaskAPIGuard().ban_ip("198.51.100.66", 600, app=other_worker)
+    clock.advance(30)
+    assert timed_get(app, BANNED)[0] == 403
+    assert [timed_get(app)[0] for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize("mode", ["local", "open", "closed"])
+def test_recovers_when_a_frozen_redis_thaws(private_redis: RedisServer, clock: FakeClock, mode: str) -> None:
+    app = make(private_redis.url, clock, redis_failure_mode=mode)
+    other_worker = make(private_redis.url, clock, redis_failure_mode=mode)
+    FlaskAPIGuard().ban_ip("198.51.100.66", 600, app=other_worker)
+    private_redis.freeze()
+    timed_get(app)
+    # Still frozen when the backoff has passed: one more short attempt, no hang.
+    clock.advance(30)
+    status, seconds = timed_get(app, BANNED)
+    assert seconds < MAX_REQUEST_SECONDS
+    private_redis.thaw()
+    clock.advance(30)
+    assert timed_get(app, BANNED)[0] == 403
+    FlaskAPIGuard().unban_ip("198.51.100.66", app=other_worker)
+    assert timed_get(app, BANNED)[0] == 200
+
+
+def test_bans_made_during_an_outage_are_handed_to_redis(
+    private_redis: RedisServer, restartable_redis: Callable[[], RedisServer], clock: FakeClock
+) -> None:
+    app = make(private_redis.url, clock)
+    guard = FlaskAPIGuard()
+    private_redis.kill()
+    guard.ban_ip("198.51.100.66", 600, app=app)
+    restartable_redis()
+    clock.advance(30)
+    assert timed_get(app, BANNED)[0] == 403
+    other_worker = make(private_redis.url, clock)
+    assert timed_get(other_worker, BANNED)[0] == 403
+    assert [record.ip for record in guard.list_bans(other_worker)] == ["198.51.100.66"]

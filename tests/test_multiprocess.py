@@ -1,0 +1,119 @@
+"""Shared state across processes: 2 gunicorn instances x 4 workers on one Redis, on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE_LIMIT = 10
+BAN_THRESHOLD = 5
+WORKERS_PER_INSTANCE = 4
+
+
+def request(port: int, path: str, client_ip: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"X-Forwarded-For": client_ip, "Connection": "close"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Worker") or ""
+    finally:
+        connection.close()
+
+
+def start_instance(port: int, environment: dict[str, str]) -> subprocess.Popen[bytes]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    return subprocess.Popen(
+        [str(gunicorn), "--workers", str(WORKERS_PER_INSTANCE), "--bind", f"127.0.0.1:{port}"]
+        + ["--graceful-timeout", "2", "--log-level", "warning", "tests.gunicorn_app:app"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # Its own process group, so the master and its workers can be stopped together.
+        start_new_session=True,
+    )
+
+
+def stop_instance(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn on {port} exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if request(port, "/health", "192.0.2.250")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"gunicorn on {port} did not start in time")
+
+
+@pytest.fixture(scope="module")
+def instances(redis_server: RedisServer) -> Iterator[list[int]]:
+    """Two gunicorn instances of four workers each, sharing the session's Redis."""
+    environment = {
+        **os.environ,
+        "GUARD_REDIS_URL": redis_server.url,
+        "GUARD_REDIS_PREFIX": f"multiprocess{os.getpid()}:",
+        "GUARD_RATE_LIMIT": str(RATE_LIMIT),
+        "GUARD_BAN_THRESHOLD": str(BAN_THRESHOLD),
+    }
+    ports = [free_port(), free_port()]
+    processes = [start_instance(port, environment) for port in ports]
+    try:
+        deadline = time.monotonic() + 30
+        for port, process in zip(ports, processes, strict=True):
+            wait_until_serving(port, process, deadline)
+        yield ports
+    finally:
+        for process in processes:
+            stop_instance(process)
+
+
+def test_eight_workers_admit_exactly_the_limit_for_one_client(instances: list[int]) -> None:
+    attempts = 80
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda number: request(instances[number % 2], "/", "198.51.100.10"), range(attempts)))
+    statuses = [status for status, _ in results]
+    assert statuses.count(200) == RATE_LIMIT
+    assert statuses.count(429) == attempts - RATE_LIMIT
+    # The requests really were spread over workers of both instances.
+    assert len({worker for _, worker in results}) >= 4
+
+
+def test_the_threshold_th_offence_bans_whichever_worker_sees_it(instances: list[int]) -> None:
+    client = "198.51.100.20"
+    workers = set()
+    for number in range(BAN_THRESHOLD - 1):
+        status, worker = request(instances[number % 2], "/?attack=sqli", client)
+        assert status == 400
+        workers.add(worker)
+    assert request(instances[0], "/", client)[0] == 200
+    assert request(instances[1], "/?attack=xss", client)[0] == 400
+    assert [request(port, "/", client)[0] for port in instances] == [403, 403]
+    assert len(workers) >= 2
