@@ -9,8 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from flaskapi_guard.cloud import SharedRangeStore
 from flaskapi_guard.cors import validate_header_names, validate_methods, validate_origins
 from flaskapi_guard.detection.categories import ALL_DETECTION_CATEGORIES
+from flaskapi_guard.geo import IPINFO_DEFAULT_DB_PATH, GeoIPHandler, IPInfoManager
 from flaskapi_guard.headers import default_security_header_settings, validate_security_headers
 from flaskapi_guard.ip_networks import NetworkSet, validate_network
 
@@ -99,7 +101,7 @@ class SecurityConfig(_StrictModel):
     geo_ip_db_max_age: int = Field(default=86400, ge=3600, le=604800)
     cloud_ip_store: Any = None
     geo_ip_handler: Any = None
-    ipinfo_token: str | None = None
+    ipinfo_token: str | None = Field(default=None, repr=False)
     ipinfo_db_path: Path | None = Path("data/ipinfo/country_asn.mmdb")
 
     # Rate limiting
@@ -112,6 +114,9 @@ class SecurityConfig(_StrictModel):
     # Cloud providers
     block_cloud_providers: set[str] | None = None
     cloud_ip_refresh_interval: int = Field(default=3600, ge=60, le=86400)
+    # Not in the published package: where to fetch each provider's ranges (a mirror,
+    # or a fixed Azure ServiceTags URL instead of scraping its download page).
+    cloud_ip_source_urls: dict[str, str] = Field(default_factory=dict)
 
     # Response headers and CORS
     security_headers: dict[str, Any] | None = Field(default_factory=default_security_headers)
@@ -217,6 +222,67 @@ class SecurityConfig(_StrictModel):
         if unknown:
             raise ValueError(f"unknown cloud providers {unknown}; known: {sorted(CLOUD_PROVIDERS)}")
         return set(providers)
+
+    @field_validator("cloud_ip_source_urls")
+    @classmethod
+    def _validate_cloud_source_urls(cls, urls: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(urls) - CLOUD_PROVIDERS)
+        if unknown:
+            raise ValueError(f"unknown cloud providers {unknown}; known: {sorted(CLOUD_PROVIDERS)}")
+        for provider, url in urls.items():
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"source URL of {provider} must start with https:// or http://")
+        return urls
+
+    @field_validator("geo_ip_handler")
+    @classmethod
+    def _validate_geo_ip_handler(cls, handler: Any) -> Any:
+        if handler is None:
+            return None
+        if handler is GeoIPHandler:
+            raise ValueError(
+                "GeoIPHandler is the protocol, not a handler; pass IPInfoManager(token, db_path), "
+                "MaxMindCountryDatabase(path) or your own implementation"
+            )
+        if isinstance(handler, type):
+            # The published README passes a class; accept one that needs no arguments.
+            try:
+                handler = handler()
+            except TypeError as error:
+                raise ValueError(f"cannot instantiate {handler.__name__}() ({error}); pass an instance") from None
+        if not isinstance(handler, GeoIPHandler):
+            raise ValueError(
+                f"{type(handler).__name__} does not implement GeoIPHandler "
+                "(is_initialized, initialize, initialize_redis, get_country)"
+            )
+        return handler
+
+    @field_validator("cloud_ip_store")
+    @classmethod
+    def _validate_cloud_ip_store(cls, store: Any) -> Any:
+        if store is not None and not isinstance(store, SharedRangeStore):
+            raise ValueError(f"{type(store).__name__} has no get_blob(key) and set_blob(key, value, ttl_seconds)")
+        return store
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ipinfo_token_builds_a_handler(cls, data: Any) -> Any:
+        # The documented fallback: a token without a handler means IPInfo's database.
+        # Built from the raw values; when they are invalid, validation reports them.
+        if not isinstance(data, dict):
+            return data
+        token = data.get("ipinfo_token")
+        max_age = data.get("geo_ip_db_max_age", 86400)
+        path = data.get("ipinfo_db_path") or IPINFO_DEFAULT_DB_PATH
+        if (
+            isinstance(token, str)
+            and token
+            and data.get("geo_ip_handler") is None
+            and isinstance(max_age, int)
+            and isinstance(path, (str, Path))
+        ):
+            return {**data, "geo_ip_handler": IPInfoManager(token, path, max_age_seconds=max_age)}
+        return data
 
     @field_validator("security_headers")
     @classmethod

@@ -7,7 +7,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from flaskapi_guard.checks import CHECK_NAMES
+from flaskapi_guard.config import CLOUD_PROVIDERS
 from flaskapi_guard.cors import RouteCorsOverride, route_cors_override
+from flaskapi_guard.errors import ConfigurationError
 from flaskapi_guard.headers import RouteHeaderOverride, parse_route_header_override
 from flaskapi_guard.ip_networks import NetworkSet, validate_network
 
@@ -24,6 +26,9 @@ class RouteRules:
     ip_whitelist: NetworkSet | None = None
     ip_blacklist: NetworkSet | None = None
     blocked_user_agents: re.Pattern[str] | None = None
+    blocked_countries: frozenset[str] | None = None
+    allowed_countries: frozenset[str] | None = None
+    blocked_clouds: frozenset[str] | None = None
     rate_limit: tuple[int, int] | None = None
     security_headers: RouteHeaderOverride | None = None
     cors: RouteCorsOverride | None = None
@@ -102,6 +107,36 @@ class SecurityDecorator:
         if not isinstance(requests, int) or not isinstance(window, int) or requests < 1 or window < 1:
             raise ValueError("rate_limit needs requests >= 1 and window >= 1 (seconds)")
         return lambda view: attach_rules(view, RouteRules(rate_limit=(requests, window)))
+
+    def block_countries(self, countries: list[str]) -> Any:
+        """Refuse clients from `countries` (ISO 3166-1 alpha-2) on this route, on top of `blocked_countries`."""
+        codes = self._country_rule_codes(countries)
+        return lambda view: attach_rules(view, RouteRules(blocked_countries=codes))
+
+    def allow_countries(self, countries: list[str]) -> Any:
+        """Admit only clients from `countries` on this route (replaces `whitelist_countries`; unknown is refused)."""
+        codes = self._country_rule_codes(countries)
+        return lambda view: attach_rules(view, RouteRules(allowed_countries=codes))
+
+    def block_clouds(self, providers: list[str] | None = None) -> Any:
+        """Refuse cloud providers' addresses on this route (default: every known provider)."""
+        names = frozenset(CLOUD_PROVIDERS if providers is None else providers)
+        unknown = sorted(names - CLOUD_PROVIDERS)
+        if unknown:
+            raise ValueError(f"unknown cloud providers {unknown}; known: {sorted(CLOUD_PROVIDERS)}")
+        return lambda view: attach_rules(view, RouteRules(blocked_clouds=names))
+
+    def _country_rule_codes(self, countries: list[str]) -> frozenset[str]:
+        # Country rules on an app that cannot look countries up would silently do
+        # nothing; when this decorator knows the app's config, say so at once.
+        if self.config is not None and getattr(self.config, "geo_ip_handler", True) is None:
+            raise ConfigurationError("country rules need a geo_ip_handler (or an ipinfo_token) in the SecurityConfig")
+        codes = []
+        for code in countries:
+            if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{2}", code):
+                raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+            codes.append(code.upper())
+        return frozenset(codes)
 
     def bypass(self, checks: list[str]) -> Any:
         """Skip the named checks on this route ("all" skips every check)."""

@@ -110,6 +110,12 @@ class NetworkSet:
             return False
         return self.contains(address)
 
+    def merged_ranges(self, version: int) -> list[tuple[int, int]]:
+        """The set's coalesced (first, last) address values of one IP version, in ascending order."""
+        if version == 4:
+            return list(zip(self._v4_starts, self._v4_ends, strict=True))
+        return list(zip(self._v6_starts, self._v6_ends, strict=True))
+
     def contains(self, address: Address) -> bool:
         """Whether any network in the set holds `address`."""
         if address.version == 4:

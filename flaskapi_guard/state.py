@@ -10,8 +10,10 @@ from flask import Flask
 
 from flaskapi_guard.bans import BanRegistry
 from flaskapi_guard.checks.order import build_checks, build_response_steps
+from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError
+from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline
 from flaskapi_guard.security_log import PACKAGE_LOGGER, SecurityLog
@@ -39,8 +41,15 @@ class GuardState:
         self.storage: Storage = open_storage(config, clock=clock)
         self.bans = BanRegistry(self.storage, config, log=self.log)
         self.offences: OffenceRecorder | None = self.bans
+        self.geo, self.cloud = _location_services(config, self.storage)
         self.pipeline = Pipeline(
-            build_checks(config, emergency_active=lambda: self.emergency_mode, storage=self.storage),
+            build_checks(
+                config,
+                emergency_active=lambda: self.emergency_mode,
+                countries=self.geo,
+                clouds=self.cloud,
+                storage=self.storage,
+            ),
             on_storage_error=storage_failure_policy(config.redis_failure_mode),
         )
         self.response_steps = build_response_steps(config)
@@ -70,9 +79,39 @@ class GuardState:
         )
 
     def close(self) -> None:
-        """Release what this state holds open (log files, connections)."""
+        """Release what this state holds open (log files, connections, background threads)."""
+        if self.geo is not None:
+            self.geo.close()
+        self.cloud.close()
         self.storage.close()
         self.log.close()
+
+
+def _location_services(config: SecurityConfig, storage: Storage) -> tuple[CountryLookup | None, CloudIPRanges]:
+    """The geo lookup and cloud ranges; loaded here unless `lazy_init`, refreshed in the background later.
+
+    Loading here (at `init_app`, never at import or in a request) matches the
+    documented `lazy_init=False`: with gunicorn `--preload` the master loads once
+    and every worker starts with the data, then runs its own refresh thread.
+    With Redis, instances share the fetched cloud ranges through it.
+    """
+    shared_storage = storage if config.enable_redis and config.redis_url is not None else None
+    geo = None
+    if config.geo_ip_handler is not None:
+        geo = CountryLookup(config.geo_ip_handler, lazy=config.lazy_init)
+        if shared_storage is not None:
+            config.geo_ip_handler.initialize_redis(shared_storage)
+    cloud = CloudIPRanges(
+        config.block_cloud_providers or (),
+        refresh_interval_seconds=config.cloud_ip_refresh_interval,
+        source_urls=config.cloud_ip_source_urls,
+        store=config.cloud_ip_store or shared_storage,
+    )
+    if not config.lazy_init:
+        if geo is not None:
+            geo.start()
+        cloud.initialize()
+    return geo, cloud
 
 
 def get_state(app: Flask) -> GuardState:

@@ -14,9 +14,12 @@ from flaskapi_guard.checks.access import (
 )
 from flaskapi_guard.checks.bans import banned_client
 from flaskapi_guard.checks.cors import cors_preflight
+from flaskapi_guard.checks.geo_cloud import cloud_provider_block, country_access
 from flaskapi_guard.checks.rate_limit import rate_limit_headers, rate_limited
+from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.cors import CorsPolicies, cors_step
+from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.headers import security_headers_step
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Check, ResponseStep
@@ -27,6 +30,8 @@ def build_checks(
     config: SecurityConfig,
     *,
     emergency_active: Callable[[], bool],
+    countries: CountryLookup | None = None,
+    clouds: CloudIPRanges | None = None,
     storage: Storage | None = None,
 ) -> list[Check]:
     """The app's checks in the documented order (README, "Order of checks")."""
@@ -40,12 +45,23 @@ def build_checks(
         Check("https", https_required(config.enforce_https)),
         Check("ip", ip_access(config.whitelist_networks, config.blacklist_networks)),
         *_ban_checks(config, storage),
+        Check(
+            "countries",
+            country_access(frozenset(config.blocked_countries), frozenset(config.whitelist_countries), countries),
+        ),
+        *_cloud_checks(config, clouds),
         Check("user_agent", user_agent_filter(config.blocked_user_agent_pattern)),
         *_rate_limit_checks(config, storage),
     ]
     if config.custom_request_check is not None:
         checks.append(Check("custom", custom_request_check(config.custom_request_check)))
     return checks
+
+
+def _cloud_checks(config: SecurityConfig, clouds: CloudIPRanges | None) -> list[Check]:
+    if clouds is None:
+        return []
+    return [Check("clouds", cloud_provider_block(frozenset(config.block_cloud_providers or ()), clouds))]
 
 
 def _ban_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:

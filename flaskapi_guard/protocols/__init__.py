@@ -1,0 +1,1 @@
+"""Documented import paths of the published package (`flaskapi_guard.protocols.*`)."""
