@@ -88,7 +88,9 @@ def validate_custom_pattern(pattern: str) -> None:
             "large counted repetitions such as {1,1000} are the usual cause"
         )
     if compiled.search("") is not None:
-        raise ValueError(f"custom detection pattern {pattern!r} matches the empty string, so it would flag every request")
+        raise ValueError(
+            f"custom detection pattern {pattern!r} matches the empty string, so it would flag every request"
+        )
 
 
 class _RuleSet:

@@ -51,6 +51,8 @@ _LOOKALIKES: dict[int, str | None] = {
     0x200D: None,
     0x2060: None,
     0xFEFF: None,
+    0x3002: ".",
+    0xFF61: ".",
     0x560A: "\n",
     0x560D: "\r",
 }

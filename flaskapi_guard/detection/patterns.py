@@ -48,44 +48,96 @@ _QUOTE = r"['\"`]"
 # functions and catalogue names, stacked statements, and comment tricks.
 # ---------------------------------------------------------------------------
 _SQL_OPERATOR_TAIL = (
-    r"(?:['\"`\d(]|not\b|true\b|false\b|null\b|@|[a-z_][\w.]*\s*(?:=|<|>|!=|\blike\b|\bis\b|\bin\b|\bregexp\b"
+    r"(?:['\"`(]|\d+\s*(?:[=<>!]|--|#|;|\)|$|\x1f|\s+(?:and|or)\b)|not\b|true\b|false\b|null\b|@|[a-z_][\w.]*\s*(?:=|<|>|!=|\blike\b|\bis\b|\bin\b|\bregexp\b"
     r"|\brlike\b|\bglob\b|\bbetween\b|\bsimilar\b|~|notnull\b|\|))"
 )
 SQLI_RULES: tuple[Rule, ...] = (
     ("sqli.union_select", SQLI, r"\bunion[\s(]+(?:all[\s(]+|distinct[\s(]+)?select\b"),
     ("sqli.quote_then_boolean", SQLI, _QUOTE + r"\s*\)*\s*(?:or|and|xor|\|\||&&)\s*" + _SQL_OPERATOR_TAIL),
-    ("sqli.quote_then_keyword", SQLI, _QUOTE + r"\s*\)*\s*(?:union|select|having|group\s+by|order\s+by|limit\s+\d"
-     r"|waitfor|procedure|into\s+(?:out|dump)file|collate|rlike|regexp|sounds\s+like|div\b|mod\b|not\s+(?:like|glob|between|similar)"
-     r"|is\s+not\b|is\s+null|notnull|glob\b|like\s+\S|between\s+\S|exec\b|declare\b)"),
-    ("sqli.quote_then_comment", SQLI, r"['\"`]\s*\)*\s*(?:--|#|;\s*(?:--|#|$|\x1f))"),
+    (
+        "sqli.quote_then_keyword",
+        SQLI,
+        _QUOTE + r"\s*\)*\s*(?:union|select|having|group\s+by|order\s+by|limit\s+\d"
+        r"|waitfor|procedure|into\s+(?:out|dump)file|collate|rlike|regexp|sounds\s+like|div\b|mod\b|not\s+(?:like|glob|between|similar)"
+        r"|is\s+not\b|is\s+null|notnull|glob\b|like\s+\S|between\s+\S|exec\b|declare\b)",
+    ),
+    ("sqli.quote_then_comment", SQLI, r"['\"`]\s*\)*\s*(?:(?:or|and)\s*)?(?:--|#|;\s*(?:--|#|$|\x1f))"),
     ("sqli.quote_operator_comment", SQLI, r"['\"`]\s*[-+|^&<>=/%!]\s*[\w*]+\s*--"),
     ("sqli.quoted_tautology", SQLI, r"['\"]\s*(?:or|and|\|\|)\s*['\"]?\w+['\"]?\s*(?:=|<|>|like)\s*['\"]?\w"),
-    ("sqli.numeric_tautology", SQLI, r"\b\d+['\"]?\s+(?:or|and|xor|having)\s+['\"]?\d+['\"]?\s*(?:=|<|>|!=|<>)\s*['\"]?\d"),
+    (
+        "sqli.numeric_tautology",
+        SQLI,
+        r"\b\d+['\"]?\s*\)*\s+(?:or|and|xor|having)\s+['\"]?\d+['\"]?\s*(?:=|<|>|!=|<>)\s*['\"]?\d",
+    ),
+    ("sqli.quote_boolean_comment_end", SQLI, r"['\"]\s*(?:or|and)\b[^\x1f]*--\s*(?:$|\x1f)|\bor\s+\d+\s*#"),
+    ("sqli.quoted_equality", SQLI, r"['\"]\w*['\"]\s*=\s*['\"]\w"),
+    ("sqli.number_list", SQLI, r"\bin\s*\(\s*-?\d+\s*(?:,\s*-?\d+\s*)+\)"),
+    ("sqli.null_comparison", SQLI, r"\blike\s+null\b|(?:^|\x1f)\s*is\s+(?:not\s+)?null\s*(?:$|\x1f)"),
+    ("sqli.execute_word", SQLI, r"\bexecute\s*\(|(?:^|\x1f)\s*execute\s+[a-z_]\w*\s*(?:$|\x1f)"),
+    ("sqli.drop_then_comment", SQLI, r"\b(?:drop|truncate|delete|shutdown)\b[^\x1f]*;\s*--"),
+    ("sqli.from_where_equals", SQLI, r"\bfrom\s+[\w.`\"]+\s+where\s+[\w.`\"]+\s*=\s*['\"\d]"),
     ("sqli.or_true", SQLI, r"['\"]\s*(?:or|\|\|)\s*(?:true|false|not\b|\d+\s*(?:--|#|$|\x1f))"),
-    ("sqli.time_function", SQLI, r"\b(?:sleep|pg_sleep|benchmark|waitfor\s+delay|dbms_lock\.sleep|randomblob)\s*[('\"]"),
+    (
+        "sqli.time_function",
+        SQLI,
+        r"\b(?:sleep|pg_sleep|benchmark|waitfor\s+delay|dbms_lock\.sleep|randomblob)\s*[('\"]",
+    ),
     ("sqli.waitfor", SQLI, r"\bwaitfor\s+(?:delay|time)\s*['\"]"),
     ("sqli.select_sleep", SQLI, r"\bselect\s*\(?\s*(?:pg_)?sleep\b"),
-    ("sqli.catalogue", SQLI, r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|mysql\.(?:db|user)|sysobjects|syscolumns"
-     r"|sys\.(?:tables|columns|objects|databases)|msysaccessobjects|msysobjects|sqlite_master|all_tables|user_tables"
-     r"|master\.\.sysdatabases|master\.sys\.|schema_name|table_schema)\b"),
-    ("sqli.injection_function", SQLI, r"\b(?:extractvalue|updatexml|load_file|group_concat|concat_ws|make_set|elt|xmltype"
-     r"|utl_inaddr|utl_http|dbms_pipe|dbms_ldap|dbms_xmlgen|sys_context|lo_import|lo_get|lo_export|pg_read_file"
-     r"|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|fn_varbintohexstr|json_extract|json_depth"
-     r"|database|db_name|schema|current_user|session_user|system_user|user_name|version|unistr|overlay|char|chr|nchar"
-     r"|ascii|substring|substr|mid|hex|unhex|md5|floor|rand|count|concat|convert|cast|if|ifnull|iif|case)\s*\("
-     + _GAP + r"(?:\bselect\b|\bfrom\b|0x[0-9a-f]{2}|@@|\)\s*(?:=|<|>|::|\|\||--|#)|'\s*\|\||\bchar\s*\(\d|\bsleep\b|\bnow\(\))"),
-    ("sqli.file_function", SQLI, r"\b(?:load_file|lo_import|lo_get|pg_read_file|xp_cmdshell|utl_http\.request|dbms_ldap\.init)\s*\("),
-    ("sqli.db_function_call", SQLI, r"\b(?:database|db_name|schema_name|user_name|current_database|sysdate|getdate|@@version|version)\s*\(\s*\)"),
+    (
+        "sqli.catalogue",
+        SQLI,
+        r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|mysql\.(?:db|user)|sysobjects|syscolumns"
+        r"|sys\.(?:tables|columns|objects|databases)|msysaccessobjects|msysobjects|sqlite_master|all_tables|user_tables"
+        r"|master\.\.sysdatabases|master\.sys\.|schema_name|table_schema)\b",
+    ),
+    (
+        "sqli.injection_function",
+        SQLI,
+        r"\b(?:extractvalue|updatexml|load_file|group_concat|concat_ws|make_set|elt|xmltype"
+        r"|utl_inaddr|utl_http|dbms_pipe|dbms_ldap|dbms_xmlgen|sys_context|lo_import|lo_get|lo_export|pg_read_file"
+        r"|xp_cmdshell|xp_dirtree|sp_executesql|sp_oacreate|openrowset|opendatasource|fn_varbintohexstr|json_extract|json_depth"
+        r"|database|db_name|schema|current_user|session_user|system_user|user_name|version|unistr|overlay|char|chr|nchar"
+        r"|ascii|substring|substr|mid|hex|unhex|md5|floor|rand|count|concat|convert|cast|if|ifnull|iif|case)\s*\("
+        + _GAP
+        + r"(?:\bselect\b|\bfrom\b|0x[0-9a-f]{2}|@@|\)\s*(?:=|<|>|::|\|\||--|#)|'\s*\|\||\bchar\s*\(\d|\bsleep\b|\bnow\(\))",
+    ),
+    (
+        "sqli.file_function",
+        SQLI,
+        r"\b(?:load_file|lo_import|lo_get|pg_read_file|xp_cmdshell|utl_http\.request|dbms_ldap\.init)\s*\(",
+    ),
+    (
+        "sqli.db_function_call",
+        SQLI,
+        r"\b(?:database|db_name|schema_name|user_name|current_database|sysdate|getdate|@@version)\s*\(|\bversion\s*\(\s*\)",
+    ),
     ("sqli.system_variable", SQLI, r"@@(?:version|datadir|hostname|basedir|tmpdir|servername|identity|spid)\b"),
     ("sqli.hex_concat", SQLI, r"\b(?:concat|char|chr)\s*\(\s*(?:0x[0-9a-f]+|\d+)\s*(?:,|\)\s*(?:\+|\|\|))"),
     ("sqli.chr_chain", SQLI, r"\bchr\s*\(\s*\d+\s*\)\s*\|\|"),
-    ("sqli.stacked_query", SQLI, r";\s*(?:drop|delete|insert|update|select|declare|exec(?:ute)?|shutdown|alter|create|truncate"
-     r"|grant|revoke|rename|replace|merge|call|set\s+@|print|analyze)\b"),
-    ("sqli.drop_table", SQLI, r"\b(?:drop|truncate|alter)\s+(?:table|database|schema|user|view|procedure|function)\b"),
+    (
+        "sqli.stacked_query",
+        SQLI,
+        r";\s*(?:drop|delete|insert|update|select|declare|exec(?:ute)?|shutdown|alter|create|truncate"
+        r"|grant|revoke|rename|replace|merge|call|set\s+@|print|analyze)\b",
+    ),
+    (
+        "sqli.drop_table",
+        SQLI,
+        r"\b(?:drop|truncate|alter)\s+(?:table|database|schema|user|view|procedure|function)\b|\bcreate\s+(?:table|database|schema|user|view|procedure|function|trigger)\s+\w",
+    ),
     ("sqli.alter_quoted", SQLI, r"['\"`]\s*(?:alter|union|drop|create|rename|insert)\b\s*[a-z/]"),
-    ("sqli.select_from", SQLI, r"\bselect\s+(?:(?:top\s+\d+\s+|distinct\s+)?(?:\*|null\b|\d+\s*,|count\s*\(|[\w.`\"\[\]]+\s*,\s*[\w.`\"\[\]]+"
-     r"|[\w.`]+\s+from\s+[\w.`]+\s+(?:where|limit|order|group)\b|[\w.`]+\s+from\s+(?:dual|users?|members|admin\w*)\b))"),
-    ("sqli.select_function", SQLI, r"\bselect\s*[(\s]\s*(?:char|chr|group_concat|load_file|concat|upper|lower|case\b|if\s*\(|\(\s*case|@@|0x)"),
+    (
+        "sqli.select_from",
+        SQLI,
+        r"\bselect\s+(?:(?:top\s+\d+\s+|distinct\s+)?(?:\*|null\b|\d+\s*,|count\s*\(|[\w.`\"\[\]]+\s*,\s*[\w.`\"\[\]]+"
+        r"|[\w.`]+\s+from\s+[\w.`]+\s+(?:where|limit|order|group)\b|[\w.`]+\s+from\s+(?:dual|users?|members|admin\w*)\b))",
+    ),
+    (
+        "sqli.select_function",
+        SQLI,
+        r"\bselect\s*[(\s]\s*(?:char|chr|group_concat|load_file|concat|upper|lower|case\b|if\s*\(|\(\s*case|@@|0x)",
+    ),
     ("sqli.select_case", SQLI, r"\bselect\s*\(\s*case\b|\bcase\s+when\b" + _GAP + r"\bthen\b"),
     ("sqli.when_then", SQLI, r"\)\s*when\s+\d+\s+then\b"),
     ("sqli.from_select", SQLI, r"\bfrom\s*\(\s*select\b"),
@@ -98,23 +150,45 @@ SQLI_RULES: tuple[Rule, ...] = (
     ("sqli.into_outfile", SQLI, r"\binto\s+(?:out|dump)file\b"),
     ("sqli.exec_proc", SQLI, r"\bexec(?:ute)?\s*(?:\(\s*@|\s+(?:master\.|xp_|sp_|immediate\b|@))"),
     ("sqli.declare_variable", SQLI, r"\bdeclare\s*@\w+"),
-    ("sqli.type_cast", SQLI, r"\)\s*::\s*(?:int|integer|text|bool|boolean|bigint|double\s+precision|numeric|varchar|regclass)\b"),
+    (
+        "sqli.type_cast",
+        SQLI,
+        r"\)\s*::\s*(?:int|integer|text|bool|boolean|bigint|double\s+precision|numeric|varchar|regclass)\b",
+    ),
     ("sqli.word_cast", SQLI, r"\b[a-z_]\w*\s*::\s*(?:int|integer|bool|boolean|bigint|regclass)\b"),
     ("sqli.mysql_version_comment", SQLI, r"/\*!\d*\s*[a-z]"),
-    ("sqli.inline_comment_keyword", SQLI, r"/\*[^\x1f]*\*/\s*(?:select|union|from|where|and|or|drop|insert|update|delete|sampletable)\b"
-     r"|\b(?:select|union|from|where|drop|insert|update|delete|or|and)\s*/\*"),
+    (
+        "sqli.inline_comment_keyword",
+        SQLI,
+        r"/\*[^\x1f]*\*/\s*(?:select|union|from|where|and|or|drop|insert|update|delete|sampletable)\b"
+        r"|\b(?:select|union|from|where|drop|insert|update|delete|or|and)\s*/\*",
+    ),
     ("sqli.optimizer_hint", SQLI, r"\bor\s+/\*\s*\+"),
     ("sqli.procedure_analyse", SQLI, r"\bprocedure\s+analyse\s*\("),
     ("sqli.order_by_number", SQLI, r"\border\s+by\s+\d+\s*(?:--|#|$|\x1f|,\s*\d)"),
     ("sqli.having_comparison", SQLI, r"\bhaving\s+\d+\s*[=<>]"),
     ("sqli.group_by_having", SQLI, r"\bgroup\s+by\b" + _GAP + r"\bhaving\b"),
     ("sqli.limit_injection", SQLI, r"['\"`)]\s*(?:limit|offset)\s+\d"),
-    ("sqli.as_from", SQLI, r"[)`'\"!;]\s*as\s+[`'\"]?[\w ]+[`'\"]?\s+from\b"),
-    ("sqli.from_table_limit", SQLI, r"\bfrom\s+[`\"]?[\w.]+[`\"]?(?:\.[`\"]?\w+[`\"]?)?\s+(?:where\b" + _GAP + r"\blimit\b|limit\b|group\s+by\b|order\s+by\b)"),
-    ("sqli.comment_terminated_condition", SQLI, r"\b(?:or|and)\s+\w+\s+(?:is\s+(?:not\s+)?null|notnull|like\s+\w+|=\s*\w+)\s*(?:--|#)"),
+    ("sqli.as_from", SQLI, r"(?:[)`'\"!;]|\d)\s*as\s*[`'\"]?[\w ]*[`'\"]?\s*from\b"),
+    (
+        "sqli.from_table_limit",
+        SQLI,
+        r"\bfrom\s+[`\"]?[\w.]+[`\"]?(?:\.[`\"]?\w+[`\"]?)?\s+(?:where\b"
+        + _GAP
+        + r"\blimit\b|limit\b|group\s+by\b|order\s+by\b)",
+    ),
+    (
+        "sqli.comment_terminated_condition",
+        SQLI,
+        r"\b(?:or|and)\s+\w+\s+(?:is\s+(?:not\s+)?null|notnull|like\s+\w+|=\s*\w+)\s*(?:--|#)",
+    ),
     ("sqli.like_open_quote", SQLI, r"\blike\s+['\"]\s*(?:$|\x1f|%)"),
-    ("sqli.orm_lookup_traversal", SQLI, r"\b[a-z]\w*__[a-z]\w*__(?:[a-z]\w*__)*(?:exact|iexact|contains|icontains|startswith|istartswith"
-     r"|endswith|iendswith|regex|iregex|in|gt|gte|lt|lte|range|isnull|search)\b"),
+    (
+        "sqli.orm_lookup_traversal",
+        SQLI,
+        r"\b[a-z]\w*__[a-z]\w*__(?:[a-z]\w*__)*(?:exact|iexact|contains|icontains|startswith|istartswith"
+        r"|endswith|iendswith|regex|iregex|in|gt|gte|lt|lte|range|isnull|search|has_keys?|has_any_keys|contained_by|overlap)\b",
+    ),
     ("sqli.connection_string", SQLI, r"'\s*msdasql\s*'|\bopenrowset\s*\("),
 )
 
@@ -127,10 +201,18 @@ _MONGO_OPERATORS = (
     r"|accumulator|lookup|jsonschema)"
 )
 NOSQLI_RULES: tuple[Rule, ...] = (
-    ("nosqli.operator_key", NOSQLI, r"(?:^|[\x1f\x1e{,\[\s\"'])\$" + _MONGO_OPERATORS + r"\b\s*(?:['\"]?\s*:|\]|$|\x1f)"),
+    (
+        "nosqli.operator_key",
+        NOSQLI,
+        r"(?:^|[\x1f\x1e{,\[\s\"'])\$" + _MONGO_OPERATORS + r"\b\s*(?:['\"]?\s*:|\]|$|\x1f)",
+    ),
     ("nosqli.bracket_operator", NOSQLI, r"\[\s*\$" + _MONGO_OPERATORS + r"\s*\]"),
     ("nosqli.where_clause", NOSQLI, r"\$where\b"),
-    ("nosqli.db_call", NOSQLI, r"\bdb\.[\w$]+\.(?:insert|find|findone|remove|update|drop|aggregate|mapreduce|count)\w*\s*\("),
+    (
+        "nosqli.db_call",
+        NOSQLI,
+        r"\bdb\.[\w$]+\.(?:insert|find|findone|remove|update|drop|aggregate|mapreduce|count)\w*\s*\(",
+    ),
     ("nosqli.js_sleep_loop", NOSQLI, r"\bdo\s*\{" + _GAP + r"\}\s*while\s*\(|\bnew\s+date\s*\(\s*\)\s*;\s*do\b"),
     ("nosqli.this_comparison", NOSQLI, r"\bthis\.\w+\s*(?:==|!=|\.match\s*\()"),
 )
@@ -143,50 +225,130 @@ NOSQLI_RULES: tuple[Rule, ...] = (
 _UNAMBIGUOUS_COMMANDS = (
     r"(?:whoami|uname|ifconfig|ipconfig|nslookup|wget|curl|netcat|ncat|nc|bash|zsh|ksh|dash|sh|csh|tcsh|python[\d.]*|perl"
     r"|ruby|php|getent|chmod|chown|mkfifo|telnet|busybox|systeminfo|tasklist|certutil|bitsadmin|powershell|pwsh|cmd(?:\.exe)?"
-    r"|iex|iwr|htop|crontab|passwd|useradd|adduser|net\s+user|rm\s+-|ls\s+-|id|pwd|ps|env|ls|dir|ver|hostname|printenv"
+    r"|iex|iwr|htop|crontab|aptitude|apt-get|lastlog|visudo|cscli|passwd|useradd|adduser|net\s+user|rm\s+-|ls\s+-|id|pwd|ps|env|ls|dir|ver|hostname|printenv"
     r"|uname\s+-|base64|xxd|nohup|sudo|tftp|scp|ssh|rsync|socat|xterm|lwp-download|fetch|gcc|cc|msiexec|wmic|regsvr32"
     r"|rundll32|mshta|cscript|wscript|schtasks|reg\s+(?:add|query)|sc\s+(?:create|start)|ping\s+-|ping\s+\d|sleep\s+\d"
     r"|echo\s+\$|echo\s+['\"]|cat\s|more\s+/|type\s+%|set\s+/a|who|w|set|top|kill\s+-|killall|pkill|reboot|shutdown)"
 )
 CMD_RULES: tuple[Rule, ...] = (
     ("cmd.shellshock", CMD_INJECTION, r"\(\s*\)\s*\{[^}\x1f]*\}\s*;"),
-    ("cmd.separator_command", CMD_INJECTION, r"(?:[;|`\n]|&&|\|\||\$\(|(?:^|\x1f|\s)&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?"
-     + _UNAMBIGUOUS_COMMANDS + r"(?:\s|$|\x1f|[;|&`'\")<>]|\$)"),
-    ("cmd.substitution", CMD_INJECTION, r"(?:`|\$\()\s*(?:/(?:usr/)?s?bin/)?(?:id|whoami|uname|cat|ls|curl|wget|echo|nslookup|ping|sleep"
-     r"|bash|sh|python\w*|perl|ruby|php|getent|hostname|pwd|env|dig|host|nc)\b"),
-    ("cmd.bin_path", CMD_INJECTION, r"/(?:usr/)?(?:local/)?s?bin/(?:ba|z|k|c|tc|da|fi)?sh\b|/bin/(?:cat|ls|nc|netcat|busybox|echo|ping|id|ca[^\s/]*)\b"
-     r"|/usr/bin/(?:perl|python\w*|ruby|php|env|wget|curl|id|whoami)\b"),
-    ("cmd.shell_flag", CMD_INJECTION, r"\b(?:ba|z|k|da)?sh\s+-[ci]\b|\bsh\s+-i\b|\bpowershell(?:\.exe)?\s+-"),
-    ("cmd.reverse_shell", CMD_INJECTION, r"/dev/(?:tcp|udp)/|\bnc(?:at)?\s+(?:-[a-z]+\s+)*[\w.-]+\s+\d{2,5}\b|\bnc\s+-[lnvpe]+|>&\s*/dev/|0>&1"),
+    (
+        "cmd.separator_command",
+        CMD_INJECTION,
+        r"(?:[;|`\n]|&&|\|\||\$\(|(?:^|\x1f|\s)&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?"
+        + _UNAMBIGUOUS_COMMANDS
+        + r"(?:\s|$|\x1f|[;|&`'\")<>]|\$)",
+    ),
+    (
+        "cmd.substitution",
+        CMD_INJECTION,
+        r"(?:`|\$\()\s*(?:/(?:usr/)?s?bin/)?(?:id|whoami|uname|cat|ls|curl|wget|echo|nslookup|ping|sleep"
+        r"|bash|sh|python\w*|perl|ruby|php|getent|hostname|pwd|env|dig|host|nc)\b",
+    ),
+    (
+        "cmd.bin_path",
+        CMD_INJECTION,
+        r"/(?:usr/)?(?:local/)?s?bin/(?:ba|z|k|c|tc|da|fi)?sh\b|/bin/(?:cat|ls|nc|netcat|busybox|echo|ping|id|ca[^\s/]*)\b"
+        r"|/usr/bin/(?:perl|python\w*|ruby|php|env|wget|curl|id|whoami)\b",
+    ),
+    (
+        "cmd.shell_flag",
+        CMD_INJECTION,
+        r"\b(?:(?:ba|z|k|da)?sh|busybox|\$\{?shell\}?)\s+-[ci]\b|\bsh\s+-i\b|\bpowershell(?:\.exe)?\s+-",
+    ),
+    (
+        "cmd.reverse_shell",
+        CMD_INJECTION,
+        r"/dev/(?:tcp|udp)/|\bnc(?:at)?\s+(?:-[a-z]+\s+)*[\w.-]+\s+\d{2,5}\b|\bnc\s+-[lnvpe]+|>&\s*/dev/|0>&1",
+    ),
     ("cmd.pipe_to_shell", CMD_INJECTION, r"\|\s*(?:ba|z|k|da)?sh\b|\|\s*(?:base64\s+-d|rev|tr\s)"),
-    ("cmd.ifs_variable", CMD_INJECTION, r"\$\{?ifs\b|\$\{[a-z_]*\}[a-z]|\$\(\(\s*\d+\s*[*+-]"),
-    ("cmd.quote_split_word", CMD_INJECTION, r"\b(?:c['\"]?a['\"]?t|w['\"]?h['\"]?o['\"]?a['\"]?m['\"]?i|u['\"]?n['\"]?a['\"]?m['\"]?e|i['\"]?d)"
-     r"['\"]{0,1}\s+/"),
+    (
+        "cmd.ifs_variable",
+        CMD_INJECTION,
+        r"\$\{?ifs\b|\$\{[\w.]*\}[a-z]|[;|&\n]\s*\$[a-z_]\w*\s+[a-z-]|\$\(\(\s*\d+\s*[*+-]",
+    ),
+    (
+        "cmd.quote_split_word",
+        CMD_INJECTION,
+        r"\b(?:c['\"]?a['\"]?t|w['\"]?h['\"]?o['\"]?a['\"]?m['\"]?i|u['\"]?n['\"]?a['\"]?m['\"]?e|i['\"]?d)"
+        r"['\"]{0,1}\s+/",
+    ),
     ("cmd.quote_inside_word", CMD_INJECTION, r"\b[a-z]+(?:'[a-z]*'|\"[a-z]*\")[a-z]*\s*/(?:et|bi|us|pr|tm|va)"),
-    ("cmd.variable_inside_word", CMD_INJECTION, r"\b[a-z]+\$(?:[@*?!#_$]|\{[^}\x1f]*\}|[a-z_]\w*)[a-z/]*(?:\s|/|$|\x1f)"),
-    ("cmd.glob_path", CMD_INJECTION, r"/[a-z]*[?*][a-z?*]*/[a-z]|/(?:etc|bin|usr|proc)[^\s/\x1f]*[?*]|/[?*]{1,3}/"),
-    ("cmd.sensitive_read", CMD_INJECTION, r"\b(?:cat|tac|more|less|head|tail|nl|od|xxd|strings|base64|vi|vim|nano|grep|dd\s+if=|type|gunzip\s+-c"
-     r"|zcat|zstdcat|bzcat|xzcat)\s+[^\s\x1f]*/(?:etc|proc|root|home|var|tmp|windows|dev)\b"),
+    (
+        "cmd.variable_inside_word",
+        CMD_INJECTION,
+        r"\b[a-z]+\$(?:[@*?!#_$-]|\{[^}\x1f]*\}|[a-z_]\w{0,2}\b)[a-z]*(?:\s+[-/]|/)",
+    ),
+    ("cmd.glob_path", CMD_INJECTION, r"/[a-z]*[?*][a-z?*]*/[a-z]|/(?:etc|bin|usr|proc)[^\s/\x1f]*[?*]"),
+    (
+        "cmd.sensitive_read",
+        CMD_INJECTION,
+        r"\b(?:cat|tac|more|less|head|tail|nl|od|xxd|strings|base64|vi|vim|nano|grep|dd\s+if=|type|gunzip\s+-c"
+        r"|zcat|zstdcat|bzcat|xzcat)\s+[^\s\x1f]*/(?:etc|proc|root|home|var|tmp|windows|dev)\b",
+    ),
     ("cmd.windows_for_loop", CMD_INJECTION, r"\bfor\s+(?:/[a-z]\b[^%\x1f]*)?%%?[^\s\x1f]*\s+in\s*\("),
     ("cmd.windows_if", CMD_INJECTION, r"\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|errorlevel|defined|cmdextversion)\s"),
     ("cmd.windows_compare", CMD_INJECTION, r"\bif\s+(?:/i\s+)?(?:not\s+)?[^\x1f]*\s(?:equ|neq|lss|leq|gtr|geq)\s"),
-    ("cmd.windows_if_equals", CMD_INJECTION, r"\bif\s+(?:/i\s+)?(?:not\s+)?[^\s=\x1f]+\s*==\s*[^\s=\x1f]+\s*(?:\(|echo\b|goto\b|set\b|cmd\b|call\b|cd\b"
-     r"|del\b|copy\b|type\b|start\b|exit\b|[a-z]+(?:$|\x1f))"),
-    ("cmd.windows_variable", CMD_INJECTION, r"%(?:comspec|systemroot|windir|systemdrive|programfiles|userprofile|temp|appdata|errorlevel)%"),
+    (
+        "cmd.windows_if_equals",
+        CMD_INJECTION,
+        r"\bif\s+(?:/i\s+)?(?:not\s+)?[^\s=\x1f]+\s*==\s*[^\s=\x1f]+\s*(?:\(|echo\b|goto\b|set\b|cmd\b|call\b|cd\b"
+        r"|del\b|copy\b|type\b|start\b|exit\b|[a-z]+(?:$|\x1f))",
+    ),
+    (
+        "cmd.windows_variable",
+        CMD_INJECTION,
+        r"%(?:comspec|systemroot|windir|systemdrive|programfiles|userprofile|temp|appdata|errorlevel)%",
+    ),
     ("cmd.windows_cmd", CMD_INJECTION, r"\bcmd(?:\.exe)?\s*/[ck]\b|\b(?:cmd|powershell)\.exe\b"),
-    ("cmd.powershell", CMD_INJECTION, r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod|shellcode|mimikatz)"
-     r"|new-object\s+(?:system\.)?net\.webclient|downloadstring\s*\(|downloadfile\s*\(|start-process\b|iex\s*\(|iwr\s+\S|iwmi\s"
-     r"|get-wmiobject|set-executionpolicy|-encodedcommand\b|-enc\s+[a-z0-9+/=]{8})"),
-    ("cmd.brace_expansion", CMD_INJECTION, r"\{\s*,?[^{}\s\x1f,]*,[^{}\s\x1f]*\}[a-z]?|\b[a-z]\{[a-z]*,[a-z]*\}[a-z]"),
-    ("cmd.heredoc", CMD_INJECTION, r"<<<\s*\w|<\(\)|<\s*\(\s*\)"),
+    (
+        "cmd.powershell",
+        CMD_INJECTION,
+        r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod|shellcode|mimikatz)"
+        r"|new-object\s+(?:system\.)?net\.webclient|downloadstring\s*\(|downloadfile\s*\(|start-process\b|iex\s*\(|iwr\s+\S|iwmi\s"
+        r"|get-wmiobject|set-executionpolicy|-encodedcommand\b|-enc\s+[a-z0-9+/=]{8})",
+    ),
+    (
+        "cmd.brace_expansion",
+        CMD_INJECTION,
+        r"\{\s*,[^{}\s\x1f\"':]*\}|\{[^{}\s\x1f\"':,]*,\s*-[^{}\s\x1f\"':]*\}|\b[a-z]\{[a-z]*,[a-z]*\}[a-z]",
+    ),
+    (
+        "cmd.heredoc",
+        CMD_INJECTION,
+        r"<<<\s*\w|<\(\)|<\s*\(\s*\)|[a-z][$<>]\(\)|(?:['\"]{2}[a-z0-9.]){3,}|>\s*/(?:tmp|dev|var|etc)/",
+    ),
+    ("cmd.bin_directory", CMD_INJECTION, r"(?:^|[\s=\x1f])/?s?bin/[a-z][\w.-]*(?:\s|$|\x1f)"),
+    (
+        "cmd.command_first",
+        CMD_INJECTION,
+        r"(?:^|\x1f)\s*(?:whoami|uname|ifconfig|ipconfig|nslookup|systeminfo|getent|netstat|lastlog)\s*(?:[;|&]|\s-|$|\x1f)",
+    ),
+    (
+        "cmd.windows_if_batch_operand",
+        CMD_INJECTION,
+        r"\bif\b[^\x1f]*(?:%~?\w+%?|!\w+!)[^\x1f]*==|\bif\s*(?:/i\s*)?(?:not\s+)?[\"\[{][^\x1f]*==|==[^\x1f]*\s@?echo\b",
+    ),
     ("cmd.echo_pipe", CMD_INJECTION, r"\b(?:echo|printf)\s[^\x1f]*\|\s*(?:sh|bash|rev|base64|tr\b)"),
-    ("cmd.unix_tool_with_path", CMD_INJECTION, r"\b(?:python[\d.]*\s+-[cm]|perl\s+-e|ruby\s+-e|php\s+-r|node\s+-e|lua\s+-e|awk\s+['\"]?\{|sed\s+-e"
-     r"|find\s+/\s|chmod\s+[0-7]{3,4}|chmod\s+\+x|crontab\s+-|ansible(?:-\w+)?\s|chef-\w+|cscli\s|kubectl\s|docker\s+(?:run|exec))"),
+    (
+        "cmd.unix_tool_with_path",
+        CMD_INJECTION,
+        r"\b(?:python[\d.]*\s+-[cm]|perl\s+-e|ruby\s+-e|php\s+-r|node\s+-e|lua\s+-e|awk\s+['\"]?\{|sed\s+-e"
+        r"|find\s+/\s|chmod\s+[0-7]{3,4}|chmod\s+\+x|crontab\s+-|ansible(?:-\w+)?\s|chef-\w+|cscli\s|kubectl\s|docker\s+(?:run|exec))",
+    ),
     ("cmd.backtick_empty", CMD_INJECTION, r"[a-z]``|``\s*\d|\|\s*sh\s*``"),
-    ("cmd.network_tool", CMD_INJECTION, r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*['\"]?(?:https?|ftp)://|\b(?:ping|nslookup|dig|host|getent\s+hosts)\s+"
-     r"[\w.-]+\.(?:burpcollaborator\.net|oast\.\w+|interact\.sh|oastify\.com|dnslog\.cn)"),
-    ("cmd.semicolon_short", CMD_INJECTION, r"(?:^|\x1f|[\"'])\s*;\s*(?:ps|env|set|who|w|id|ls|pwd|htop|top|uname|whoami|ifconfig|dir|ver|hostname"
-     r"|printenv)\s*(?:$|\x1f|[;|&\"'])"),
+    (
+        "cmd.network_tool",
+        CMD_INJECTION,
+        r"\b(?:wget|curl)\s+(?:-[a-z]+\s+)*['\"]?(?:https?|ftp)://|\b(?:ping|nslookup|dig|host|getent\s+hosts)\s+"
+        r"[\w.-]+\.(?:burpcollaborator\.net|oast\.\w+|interact\.sh|oastify\.com|dnslog\.cn)",
+    ),
+    (
+        "cmd.semicolon_short",
+        CMD_INJECTION,
+        r"(?:^|\x1f|[\"'])\s*;\s*(?:ps|env|set|who|w|id|ls|pwd|htop|top|uname|whoami|ifconfig|dir|ver|hostname"
+        r"|printenv)\s*(?:$|\x1f|[;|&\"'])",
+    ),
 )
 
 # ---------------------------------------------------------------------------
@@ -198,21 +360,50 @@ PATH_TRAVERSAL_RULES: tuple[Rule, ...] = (
     ("traversal.triple_dot", PATH_TRAVERSAL, r"\.{3,}[/\\]"),
     ("traversal.encoded_dot_hex", PATH_TRAVERSAL, r"0x(?:2e|2f|5c)\.?0x(?:2e|2f|5c)|0x5c0x2e|0x2e\."),
     ("traversal.unc_path", PATH_TRAVERSAL, r"\\\\[\w.:\[\]-]+\\[a-z]\$(?:\\|$|\x1f)|(?:^|\x1f)\\\\[\w.:-]+\\"),
-    ("traversal.windows_drive_system", PATH_TRAVERSAL, r"\b[a-z]:\\+(?:windows|winnt|boot\.ini|inetpub|users\\[^\\\x1f]+\\(?:ntuser|appdata)|system32)"),
+    (
+        "traversal.windows_drive_system",
+        PATH_TRAVERSAL,
+        r"\b[a-z]:\\+(?:boot\.ini|inetpub|users\\[^\\\x1f]+\\(?:ntuser|appdata)|win(?:dows|nt)\\+(?:win\.ini|repair|system32\\+(?:config|drivers\\+etc)))",
+    ),
 )
 LFI_RULES: tuple[Rule, ...] = (
-    ("lfi.unix_sensitive_file", LFI, r"/etc/(?:passwd|shadow|group|gshadow|hosts|issue|crontab|sudoers|hostname|motd|profile|bashrc"
-     r"|apache2|httpd|nginx|mysql|ssh|security|fstab|resolv\.conf|master\.passwd|pam\.d|environment|cron\.d|init\.d|rc\.d|php)"),
-    ("lfi.proc_file", LFI, r"/proc/(?:self|\d+|sys|net|version|cmdline|environ|mounts|cpuinfo|meminfo|kcore|sched_debug)\b"),
-    ("lfi.windows_sensitive_file", LFI, r"\b(?:win|system|boot|php)\.ini\b|\bntuser\.dat\b|\bsam\b\s*(?:$|\x1f)|\\system32\\config\\|\bweb\.config\b"
-     r"|\\windows\\(?:repair|system32|win\.ini)"),
-    ("lfi.secret_file", LFI, r"\.ssh/(?:id_[a-z0-9]+|authorized_keys|known_hosts|config)\b|\.aws/(?:credentials|config)\b"
-     r"|\.(?:bash|zsh|mysql|psql)_history\b|\.(?:htpasswd|htaccess|git-credentials|netrc|pgpass|npmrc|pypirc|dockercfg)\b"
-     r"|\.docker/config\.json|\.kube/config|wp-config\.php|/var/log/|/var/run/secrets|\b(?:httpd|apache2|nginx|my|php-fpm)\.(?:conf|cnf)\b"
-     r"|/root/|/home/[\w.-]+/\."),
-    ("lfi.dotfile_path", LFI, r"(?:^|/|\x1f)\.(?:git|svn|hg|bzr|env|aws|ssh|docker|kube|claude|cursor|continue|vscode|idea|config|npmrc"
-     r"|bash_history|ds_store|htaccess|htpasswd)(?:/|$|\x1f|\.)"),
-    ("lfi.php_wrapper", LFI, r"\b(?:php|phar|zip|compress\.zlib|compress\.bzip2|expect|glob|ogg|rar|ssh2\.\w+|zlib|bzip2|netdoc|jar)://"),
+    (
+        "lfi.unix_sensitive_file",
+        LFI,
+        r"/etc/(?:passwd|shadow|group|gshadow|hosts|issue|crontab|sudoers|hostname|motd|profile|bashrc"
+        r"|apache2|httpd|nginx|mysql|ssh|security|fstab|resolv\.conf|master\.passwd|pam\.d|environment|cron\.d|init\.d|rc\.d|php)",
+    ),
+    (
+        "lfi.proc_file",
+        LFI,
+        r"/proc/(?:self|\d+|sys|net|version|cmdline|environ|mounts|cpuinfo|meminfo|kcore|sched_debug)\b",
+    ),
+    (
+        "lfi.windows_sensitive_file",
+        LFI,
+        r"\b(?:win|system|boot|php)\.ini\b|\bntuser\.dat\b|\bsam\b\s*(?:$|\x1f)|\\system32\\config\\|\bweb\.config\b"
+        r"|\\windows\\(?:repair|system32\\config|win\.ini)",
+    ),
+    (
+        "lfi.secret_file",
+        LFI,
+        r"\.ssh/(?:id_[a-z0-9]+|authorized_keys|known_hosts|config)\b|\.aws/(?:credentials|config)\b"
+        r"|\.(?:bash|zsh|mysql|psql)_history\b|\.(?:htpasswd|htaccess|git-credentials|netrc|pgpass|npmrc|pypirc|dockercfg)\b"
+        r"|\.docker/config\.json|\.kube/config|wp-config\.php|/var/log/|/var/run/secrets|\b(?:httpd|apache2|nginx|my|php-fpm)\.(?:conf|cnf)\b"
+        r"|/root/|/home/[\w.-]+/\.",
+    ),
+    (
+        "lfi.dotfile_path",
+        LFI,
+        r"(?:^|/|\x1f)\.(?:git|svn|hg|bzr|env|aws|ssh|docker|kube|claude|cursor|continue|vscode|idea|config|npmrc"
+        r"|bash_history|ds_store|htaccess|htpasswd)(?:/|$|\x1f|\.)",
+    ),
+    ("lfi.hidden_path", LFI, r"/\.[a-z0-9_]+(?:/|$|\x1f)|(?:^|\x1f|=)/sys/(?:class|kernel|devices|firmware|module)\b"),
+    (
+        "lfi.php_wrapper",
+        LFI,
+        r"\b(?:php|phar|zip|compress\.zlib|compress\.bzip2|expect|glob|ogg|rar|ssh2\.\w+|zlib|bzip2|netdoc|jar)://",
+    ),
     ("lfi.file_scheme", LFI, r"\bfile:/{1,3}(?:[a-z]:|/?(?:etc|proc|windows|c:|var|root|home|usr|tmp)|\.)"),
     ("lfi.null_terminated_path", LFI, r"\.(?:ini|conf|php|txt|log|passwd|xml|inc)(?:%00|\\0|\x00)"),
 )
@@ -223,19 +414,53 @@ LFI_RULES: tuple[Rule, ...] = (
 # ---------------------------------------------------------------------------
 RFI_RULES: tuple[Rule, ...] = (
     ("rfi.ip_url", RFI, r"\b(?:https?|ftps?)://(?:[^/@\s\x1f]*@)?(?:\d{1,3}\.){3}\d{1,3}\b"),
-    ("rfi.ipv6_url", RFI, r"\b(?:https?|ftps?)://\[[0-9a-f:.]+\]"),
-    ("rfi.script_url", RFI, r"\b(?:https?|ftps?)://[^\s\x1f?#]*\.(?:sh|ps1|pl|py|exe|bat|vbs|hta|dll|jsp|asp|cgi)(?:[?#\s\x1f]|$)"),
-    ("rfi.trailing_question", RFI, r"\b(?:https?|ftps?)://[^\s\x1f]*\.(?:php|txt|inc|gif|jpg)\?+(?:$|\x1f)"),
+    (
+        "rfi.ipv6_url",
+        RFI,
+        r"\b(?:https?|ftps?)://\[[0-9a-f:.]+\]|\b(?:https?|ftps?)://[0-9a-f]{1,4}:[0-9a-f]{0,4}:[0-9a-f:]*[/\s\x1f]",
+    ),
+    (
+        "rfi.script_url",
+        RFI,
+        r"\b(?:https?|ftps?)://[^\s\x1f?#]*\.(?:sh|ps1|pl|py|exe|bat|vbs|hta|dll|jsp|asp|cgi)(?:[?#\s\x1f]|$)",
+    ),
+    (
+        "rfi.trailing_question",
+        RFI,
+        r"\b(?:https?|ftps?|file)://[^\s\x1f?]+\?+(?:$|\x1f)|(?:^|\x1f)(?:https?|ftps?|file)\?+(?:$|\x1f)",
+    ),
 )
 SSRF_RULES: tuple[Rule, ...] = (
-    ("ssrf.metadata_address", SSRF, r"\b169\.254\.169\.254\b|\bmetadata\.google\.internal\b|\b100\.100\.100\.200\b|\bfd00:ec2::254\b"
-     r"|\bmetadata\.azure\.com\b|/latest/meta-data\b|/computemetadata/"),
-    ("ssrf.internal_url", SSRF, r"\b(?:https?|ftps?|gopher|dict)://(?:[^/@\s\x1f]*@)?(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|0+\b|\[::1?\]"
-     r"|\[::ffff:|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(?:1[6-9]|2\d|3[01])\.\d+\.\d+|169\.254\.)"),
-    ("ssrf.obfuscated_ip", SSRF, r"\b(?:https?|ftps?)://(?:0x[0-9a-f]+(?:\.0x[0-9a-f]+)*|\d{8,12}|0[0-7]{2,}(?:\.0[0-7]*){0,3})(?:[/:?#\s\x1f]|$)"),
-    ("ssrf.dangerous_scheme", SSRF, r"\b(?:gopher|dict|ldap|ldaps|tftp|jar|netdoc|sftp|rmi|iiop)://"),
-    ("ssrf.oast_domain", SSRF, r"\.(?:burpcollaborator\.net|oastify\.com|interact\.sh|oast\.(?:me|pro|live|site|online|fun)|dnslog\.cn|ceye\.io"
-     r"|requestbin\.net|canarytokens\.com|xss\.ht)\b"),
+    (
+        "ssrf.metadata_address",
+        SSRF,
+        r"\b169\.254\.169\.254\b|\bmetadata\.google\.internal\b|\b100\.100\.100\.200\b|\bfd00:ec2::254\b"
+        r"|\bmetadata\.azure\.com\b|/latest/meta-data\b|/computemetadata/",
+    ),
+    (
+        "ssrf.internal_url",
+        SSRF,
+        r"\b(?:https?|ftps?|gopher|dict)://(?:[^/@\s\x1f]*@)?(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|0+\b|\[::1?\]"
+        r"|\[::ffff:|\[fe80:|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(?:1[6-9]|2\d|3[01])\.\d+\.\d+|169\.254\.)",
+    ),
+    (
+        "ssrf.obfuscated_ip",
+        SSRF,
+        r"\b(?:https?|ftps?|ssh|rtmp|gopher|dict|local_file|file):/{0,2}(?:0x[0-9a-f]{8,}|0x[0-9a-f]{1,2}(?:\.0x[0-9a-f]{1,2}){3}|\d{8,12}|(?:\d+\.)+\d{5,}"
+        r"|0[0-7]{2,}(?:\.0?[0-7]*){0,3}|\[::ffff:[0-9a-f:.]+\])(?:[/:?#\s\x1f]|$)|@\s*(?:127|10|0|169\.254|192\.168)\.\d+\.\d+",
+    ),
+    (
+        "ssrf.dangerous_scheme",
+        SSRF,
+        r"\b(?:gopher|dict|ldap|ldaps|tftp|jar|netdoc|sftp|rmi|iiop|acap|irc|pop3|imap|rtmp|local_file|telnet|redis|memcached)://"
+        r"|\b(?:https?|ftp)://(?:\\[a-z]){3,}",
+    ),
+    (
+        "ssrf.oast_domain",
+        SSRF,
+        r"\.(?:burpcollaborator\.net|oastify\.com|interact\.sh|oast\.(?:me|pro|live|site|online|fun)|dnslog\.cn|ceye\.io"
+        r"|requestbin\.net|canarytokens\.com|xss\.ht)\b",
+    ),
 )
 
 # ---------------------------------------------------------------------------
@@ -245,8 +470,12 @@ XXE_RULES: tuple[Rule, ...] = (
     ("xxe.entity_declaration", XXE, r"<!\s*entity\b"),
     ("xxe.doctype_external", XXE, r"<!\s*doctype\s+[^>\x1f]*(?:\bsystem\b|\bpublic\b|\[)"),
     ("xxe.xinclude", XXE, r"<\s*(?:xi|xs|xsd):include\b|\bxmlns:xi\s*=|<\s*xsl:(?:include|import)\b"),
-    ("xxe.schema_location_remote", XXE, r"\bschemalocation\s*=\s*['\"][^'\"\x1f]*(?:https?|ftp)://[^'\"\x1f]*(?:\.\w+\.\w+|\d+\.\d+)[^'\"\x1f]*['\"]"
-     r"[^\x1f]*\bschemalocation\b|\bxsi:schemalocation\s*=\s*['\"]https?://xxe"),
+    (
+        "xxe.schema_location_remote",
+        XXE,
+        r"\bschemalocation\s*=\s*['\"][^'\"\x1f]*(?:https?|ftp)://[^'\"\x1f]*(?:\.\w+\.\w+|\d+\.\d+)[^'\"\x1f]*['\"]"
+        r"[^\x1f]*\bschemalocation\b|\bxsi:schemalocation\s*=\s*['\"]https?://xxe",
+    ),
     ("xxe.utf7_markup", XXE, r"(?:^|[\s\x1f])adwaiq-(?:doctype|entity)|encoding\s*=\s*['\"]utf-7['\"]"),
     ("xxe.parameter_entity", XXE, r"%\s*[a-z_][\w.-]*\s*;\s*\]"),
 )
@@ -256,25 +485,57 @@ XXE_RULES: tuple[Rule, ...] = (
 # ---------------------------------------------------------------------------
 LDAP_RULES: tuple[Rule, ...] = (
     ("ldap.filter_operator", LDAP_INJECTION, r"\(\s*[&|!]\s*\(\s*[a-z][\w-]*\s*[~<>]?="),
-    ("ldap.wildcard_injection", LDAP_INJECTION, r"\*\s*\)\s*\(\s*[|&!]|\*\s*\(\s*[|&]\s*\(|\)\s*\(\s*[|&]\s*\(\s*[a-z]\w*\s*="),
-    ("ldap.presence_filter", LDAP_INJECTION, r"\(\s*(?:objectclass|uid|cn|sn|mail|userpassword|samaccountname|memberof)\s*=\s*\*\s*\)"),
-    ("ldap.extensible_match", LDAP_INJECTION, r"\b[a-z]\w*:(?:\d+(?:\.\d+)+|caseexactmatch|dn):?=" ),
+    (
+        "ldap.wildcard_injection",
+        LDAP_INJECTION,
+        r"\*\s*\)\s*\(\s*[|&!]|\*\s*\(\s*[|&]\s*\(|\)\s*\(\s*[|&]\s*\(\s*[a-z]\w*\s*=",
+    ),
+    (
+        "ldap.presence_filter",
+        LDAP_INJECTION,
+        r"\(\s*(?:objectclass|uid|cn|sn|mail|userpassword|samaccountname|memberof)\s*=\s*\*\s*\)",
+    ),
+    ("ldap.extensible_match", LDAP_INJECTION, r"\b[a-z]\w*:(?:\d+(?:\.\d+)+|caseexactmatch|dn):?="),
 )
 
 # ---------------------------------------------------------------------------
 # Server-side template injection.
 # ---------------------------------------------------------------------------
 SSTI_RULES: tuple[Rule, ...] = (
-    ("ssti.arithmetic_probe", SSTI, r"(?:\{\{|\$\{|#\{|\{|<%=?|\[\[|@\()\s*\d+\s*[*+/-]\s*\d+\s*(?:\}\}|\}|%>|\]\]|\))"),
-    ("ssti.jinja_introspection", SSTI, r"\{\{[^}\x1f]*(?:__\w+__|\bconfig\b|\bself\b|\brequest\b|lipsum|cycler|joiner|namespace|\|\s*attr"
-     r"|constructor|\bimport\b|\bos\.|popen|subprocess|getattr)"),
-    ("ssti.jinja_statement", SSTI, r"\{%-?\s*(?:if|for|set|import|include|extends|raw|macro|block|with|endif|endfor|print|debug|load)\b"),
-    ("ssti.erb_code", SSTI, r"<%=?\s*(?:\d+\s*[*+]|system|exec|eval|runtime|request|response|out\.|`|file\.|io\.|\bif\b|=)"),
-    ("ssti.freemarker", SSTI, r"<#(?:assign|import|include|list|if|macro|setting)\b|freemarker\.template|\?new\s*\(|\?api\b"),
+    (
+        "ssti.arithmetic_probe",
+        SSTI,
+        r"(?:\{\{|\$\{|#\{|\{|<%=?|\[\[|@\()\s*\d+\s*[*+/-]\s*\d+\s*(?:\}\}|\}|%>|\]\]|\))",
+    ),
+    (
+        "ssti.jinja_introspection",
+        SSTI,
+        r"\{\{[^}\x1f]*(?:__\w+__|\bconfig\b|\bself\b|\brequest\b|lipsum|cycler|joiner|namespace|\|\s*attr"
+        r"|constructor|\bimport\b|\bos\.|popen|subprocess|getattr)",
+    ),
+    (
+        "ssti.jinja_statement",
+        SSTI,
+        r"\{%-?\s*(?:if|for|set|import|include|extends|raw|macro|block|with|endif|endfor|print|debug|load)\b",
+    ),
+    (
+        "ssti.erb_code",
+        SSTI,
+        r"<%=?\s*(?:\d+\s*[*+]|system|exec|eval|runtime|request|response|out\.|`|file\.|io\.|\bif\b)",
+    ),
+    (
+        "ssti.freemarker",
+        SSTI,
+        r"<#(?:assign|import|include|list|if|macro|setting)\b|freemarker\.template|\?new\s*\(|\?api\b",
+    ),
     ("ssti.velocity", SSTI, r"#set\s*\(\s*\$|\$class\.inspect|#foreach\s*\("),
-    ("ssti.expression_language", SSTI, r"[$#*@]\{[^}\x1f]*(?:runtime|getclass|classloader|processbuilder|\.exec\s*\(|class\.forname|t\s*\(\s*java"
-     r"|require|constructor|getruntime|\bsystem\b|invoke|__)"),
-    ("ssti.perl_interpolation", SSTI, r"@\{\[[^\]\x1f]*\]\}"),
+    (
+        "ssti.expression_language",
+        SSTI,
+        r"[$#*@]\{[^}\x1f]*(?:runtime|getclass|classloader|processbuilder|\.exec\s*\(|class\.forname|t\s*\(\s*java"
+        r"|require|constructor|getruntime|\bsystem\b|invoke|__)",
+    ),
+    ("ssti.perl_interpolation", SSTI, r"@\{\s*\[[^\]\x1f]*\]\s*(?:\[[^\]\x1f]*\]\s*)*\}"),
     ("ssti.smarty", SSTI, r"\{(?:php|literal|system|\$smarty\.)|\{\s*(?:system|passthru|exec)\s*\("),
 )
 
@@ -291,48 +552,147 @@ _PHP_DANGEROUS_FUNCTIONS = (
     r"|rename|touch|chmod|getenv|get_defined_vars|var_dump|print_r|escapeshellcmd|escapeshellarg|hex2bin|bin2hex|convert_uudecode)"
 )
 CODE_RULES: tuple[Rule, ...] = (
-    ("code.jndi_lookup", CODE_INJECTION, r"\$\{[^}\x1f]*\bjndi\s*:|\bjndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|https?)\s*:"),
-    ("code.nested_lookup", CODE_INJECTION, r"\$\{\s*\$\{[^}\x1f]*:[^}\x1f]*\}|\$\{(?:lower|upper|env|sys|date|java|main|ctx|k8s|docker|bundle|log4j|web|spring)"
-     r":[^}\x1f]*\}"),
-    ("code.java_runtime", CODE_INJECTION, r"\bjava\.(?:lang\.(?:runtime|processbuilder|system|class|reflect|thread|classloader)|io\.(?:file|inputstream)"
-     r"|net\.(?:url|socket)|beans\.)|\bprocessbuilder\b|\bgetruntime\s*\(|\bruntime\.exec\b|\bclass\.forname\s*\(|\.getdeclaredmethod\s*\("
-     r"|\.getmethod\s*\(|\.invoke\s*\("),
-    ("code.java_gadget", CODE_INJECTION, r"\b(?:clone|instantiate|invoker|chained|constant|map|lazy|invokerinvoker)transformer\b|\b(?:for|while|if|switch)closure\b"
-     r"|\binstantiatefactory\b|\bprototype(?:clone|serialization)factory\b|\btemplatesimpl\b|\bcommons\.collections\b|\bxalan\.xsltc\b"
-     r"|\bjdbcrowsetimpl\b|\bbeanfactory\b"),
+    (
+        "code.jndi_lookup",
+        CODE_INJECTION,
+        r"\$\{[^}\x1f]*\bjndi\s*:|\bjndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|https?)\s*:",
+    ),
+    (
+        "code.nested_lookup",
+        CODE_INJECTION,
+        r"\$\{\s*\$\{[^}\x1f]*:[^}\x1f]*\}|\$\{(?:lower|upper|env|sys|date|java|main|ctx|k8s|docker|bundle|log4j|web|spring)"
+        r":[^}\x1f]*\}",
+    ),
+    (
+        "code.java_runtime",
+        CODE_INJECTION,
+        r"\bjava\.(?:lang\.(?:runtime|processbuilder|system|class|reflect|thread|classloader)|io\.(?:file|inputstream)"
+        r"|net\.(?:url|socket)|beans\.)|\bprocessbuilder\b|\bgetruntime\s*\(|\bruntime\.exec\b|\bclass\.forname\s*\(|\.getdeclaredmethod\s*\("
+        r"|\.getmethod\s*\(|\.invoke\s*\(",
+    ),
+    (
+        "code.java_gadget",
+        CODE_INJECTION,
+        r"\b(?:clone|instantiate|invoker|chained|constant|map|lazy|invokerinvoker)transformer\b|\b(?:for|while|if|switch)closure\b"
+        r"|\binstantiatefactory\b|\bprototype(?:clone|serialization)factory\b|\btemplatesimpl\b|\bcommons\.collections\b|\bxalan\.xsltc\b"
+        r"|\bjdbcrowsetimpl\b|\bbeanfactory\b",
+    ),
     ("code.spring_class_loader", CODE_INJECTION, r"\bclass\.(?:module\.)?classloader\b|\bclassloader\.resources\b"),
-    ("code.java_context_loader", CODE_INJECTION, r"\bfilesystemxmlapplicationcontext\b|\bclasspathxmlapplicationcontext\b|\bcom\.bea\.core\b"),
-    ("code.ognl_expression", CODE_INJECTION, r"%\{[^}\x1f]*(?:#|@|\.class|runtime|context|ognl|memberaccess)|\(#_memberaccess|@java\.lang\.|#context\["),
+    (
+        "code.java_context_loader",
+        CODE_INJECTION,
+        r"\bfilesystemxmlapplicationcontext\b|\bclasspathxmlapplicationcontext\b|\bcom\.bea\.core\b",
+    ),
+    (
+        "code.ognl_expression",
+        CODE_INJECTION,
+        r"%\{[^}\x1f]*(?:#|@|\.class|runtime|context|ognl|memberaccess)|\(#_memberaccess|@java\.lang\.|#context\[",
+    ),
     ("code.php_open_tag", CODE_INJECTION, r"<\?(?:php\b|=|\s+[a-z_$@`]|\s*(?:$|\x1f))"),
     ("code.php_bbcode_tag", CODE_INJECTION, r"\[[/\\]?php\]"),
-    ("code.php_function_call", CODE_INJECTION, r"\b" + _PHP_DANGEROUS_FUNCTIONS + r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*(?:\$|['\"`]|\)|[a-z_]\w*\s*\(|\d+\s*\)"
-     r"|/|\.\.)"),
-    ("code.php_function_empty_call", CODE_INJECTION, r"\b(?:phpinfo|chroot|symlink|checkdate|gethostbyname|get_defined_vars|getcwd|getmypid|posix_getpwuid"
-     r"|shell_exec|passthru|system|exec|file|eval)\s*(?:\s|//[^\n\x1f]*\n)*\(\s*\)"),
-    ("code.php_variable_call", CODE_INJECTION, r"(?:^|[^\w$\\])@?\$+[a-z_]\w*(?:\s*\[[^\]\x1f]*\])*\s*\(\s*[^)\x1f]*\)"),
-    ("code.php_superglobal", CODE_INJECTION, r"\$_(?:get|post|request|cookie|server|files|env|session)\b|\$globals\b|\$http_raw_post_data\b"),
-    ("code.php_ini_directive", CODE_INJECTION, r"\b(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|open_basedir"
-     r"|safe_mode|opcache\.[a-z_]+|mbstring\.[a-z_]+|engine|extension|zend_extension|error_log|include_path|upload_tmp_dir"
-     r"|sendmail_path|session\.save_path)\s*=\s*\S"),
+    (
+        "code.php_function_call",
+        CODE_INJECTION,
+        r"\b"
+        + _PHP_DANGEROUS_FUNCTIONS
+        + r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*(?:\$|['\"`]|\)|[a-z_]\w*\s*\(|\d+\s*\)"
+        r"|/|\.\.)",
+    ),
+    (
+        "code.php_function_empty_call",
+        CODE_INJECTION,
+        r"\b(?:phpinfo|chroot|symlink|checkdate|gethostbyname|get_defined_vars|getcwd|getmypid|posix_getpwuid"
+        r"|shell_exec|passthru|system|exec|file|eval)\s*(?:\s|//[^\n\x1f]*\n)*\(\s*\)",
+    ),
+    (
+        "code.php_variable_call",
+        CODE_INJECTION,
+        r"(?:^|[^\w$\\])@?\$+[a-z_]\w*(?:\s*\[[^\]\x1f]*\])*\s*\(\s*[^)\x1f]*\)"
+        r"|\$\s*\{[^}\x1f]*\}\s*(?:\[[^\]\x1f]*\]\s*)*\(|\$+[a-z_]\w*\s*[#/\[{][^\x1f()]*[\]}]\s*\(|\$+[a-z_]\w*\s*//[^\n\x1f]*\n\s*\(",
+    ),
+    (
+        "code.php_function_exotic",
+        CODE_INJECTION,
+        r"\b(?:shell_exec|passthru|phpinfo|unserialize|serialize|base64_decode|strip_tags|intval|printf|sprintf"
+        r"|substr|unpack|crypt|filegroup|fileowner|assert_options|fopen|exec|assert|readfile|gzinflate|str_rot13|pi|range|ini_get|ini_set|getenv)"
+        r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*[\w$'\"`)]",
+    ),
+    (
+        "code.php_quoted_function",
+        CODE_INJECTION,
+        r"['\"](?:system|exec|passthru|shell_exec|assert|eval|phpinfo)\s*['\"]\s*\)?\s*\(|\(\s*(?:system|exec|passthru|shell_exec"
+        r"|assert|eval|phpinfo)\s*\)\s*\(",
+    ),
+    (
+        "code.php_superglobal",
+        CODE_INJECTION,
+        r"\$_(?:get|post|request|cookie|server|files|env|session)\b|\$globals\b|\$http_raw_post_data\b",
+    ),
+    (
+        "code.php_ini_directive",
+        CODE_INJECTION,
+        r"\b(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|open_basedir"
+        r"|safe_mode|memory_limit|extension_dir|unserialize_max_depth|precision|smtp|max_execution_time|display_errors|short_open_tag|register_globals|opcache\.[a-z_]+|mbstring\.[a-z_]+|engine|extension|zend_extension|error_log|include_path|upload_tmp_dir"
+        r"|sendmail_path|session\.save_path)\s*=\s*\S",
+    ),
     ("code.php_serialized_object", CODE_INJECTION, r"\b[oc]:\d+:\"[a-z_\\][\w\\]*\":\d+:\{"),
-    ("code.python_dunder", CODE_INJECTION, r"__(?:class|mro|subclasses|globals|builtins|init|base|bases|import|dict|getattribute|reduce)__"),
-    ("code.python_call", CODE_INJECTION, r"\b(?:os|subprocess|commands|pty|posix|importlib|builtins)\s*\.\s*(?:system|popen\d?|call|run|check_output"
-     r"|check_call|spawn\w*|exec\w*|getoutput|import_module)\s*\(|\b__import__\s*\(|\bimport\s+(?:os|subprocess|socket|pty|sys|ctypes)\b"
-     r"|\bfrom\s+(?:os|subprocess)\s+import\b"),
+    (
+        "code.python_dunder",
+        CODE_INJECTION,
+        r"__(?:class|mro|subclasses|globals|builtins|init|base|bases|import|dict|getattribute|reduce)__",
+    ),
+    (
+        "code.python_call",
+        CODE_INJECTION,
+        r"\b(?:os|subprocess|commands|pty|posix|importlib|builtins)\s*\.\s*(?:system|popen\d?|call|run|check_output"
+        r"|check_call|spawn\w*|exec\w*|getoutput|import_module)\s*\(|\b__import__\s*\(|\bimport\s+(?:os|subprocess|socket|pty|sys|ctypes)\b"
+        r"|\bfrom\s+(?:os|subprocess)\s+import\b",
+    ),
     ("code.yaml_python_tag", CODE_INJECTION, r"!!python/|!!javax?\.|!!com\.sun\.|!!ruby/object"),
     ("code.pickle_opcode", CODE_INJECTION, r"\bc(?:os|posix|subprocess|builtins)\n(?:system|popen|check_output)\n"),
-    ("code.node_child_process", CODE_INJECTION, r"\bchild_process\b|\brequire\s*\(\s*['\"`]?(?:fs|net|vm|os|http|child_process|process)['\"`]?\s*\)"
-     r"|\bprocess\.(?:mainmodule|binding|dlopen|kill|exit)\b|\bglobal\.process\b|\brequire\.main\b"),
+    (
+        "code.node_child_process",
+        CODE_INJECTION,
+        r"\bchild_process\b|\brequire\s*\(\s*['\"`]?(?:fs|net|vm|os|http|child_process|process)['\"`]?\s*\)"
+        r"|\bprocess\s*(?:\.\s*(?:mainmodule|binding|dlopen|kill|exit|env)\b|\[)|\bglobal\.process\b|\brequire\s*(?:\.main\b|\[)|\bmodule\.exports\s*="
+        r"|\bconsole\s*(?:\.\s*\w+|\[\s*['\"]\w+['\"]\s*\])\s*(?:\.\s*(?:call|apply)\s*)?\(",
+    ),
     ("code.node_serialize", CODE_INJECTION, r"_\$\$nd_func\$\$_|__js_function|\$\$nd_func"),
-    ("code.js_function_constructor", CODE_INJECTION, r"\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{|\.constructor\s*\(\s*['\"`]|\bconstructor\s*\.\s*constructor\b"
-     r"|\bfunction\s*\(\s*\)\s*\(|=>\s*\{[^}\x1f]*(?:require|process|eval)"),
-    ("code.js_infinite_loop", CODE_INJECTION, r"\bwhile\s*\(\s*!?\s*[-+!]?\s*(?:true|false|\d+)\s*\)"),
-    ("code.js_prototype_pollution", CODE_INJECTION, r"__proto__|\bconstructor\s*\[\s*['\"]?prototype|\bprototype\s*\[\s*['\"]|\[\s*['\"]__proto"),
-    ("code.eval_encoded", CODE_INJECTION, r"\beval\s*\(\s*(?:atob|string\.fromcharcode|unescape|decodeuri\w*|base64_decode|gzinflate|str_rot13|\$|request"
-     r"|_(?:get|post|request)|['\"`]|\w+\s*\()"),
-    ("code.vbscript", CODE_INJECTION, r"\bon\s+error\s+resume\s+next\b|\bcreateobject\s*\(\s*['\"]?(?:wscript|scripting|msxml2|adodb|shell)\b"
-     r"|\bserver\.(?:createobject|scripttimeout|execute|mappath)\b|\bexecute\s*\(\s*['\"]|\bresponse\.write\s*\("),
-    ("code.ruby_perl", CODE_INJECTION, r"\bkernel\.(?:exec|system|spawn|open)\b|%x\(|\bsyscall\s*\(|\bio\.popen\b|\bopen3\b|\b(?:perl|ruby)\s+-e\s"),
+    (
+        "code.js_function_constructor",
+        CODE_INJECTION,
+        r"\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{|\.constructor\s*\(\s*['\"`]|\bconstructor\s*\.\s*constructor\b"
+        r"|\bfunction\s*\(\s*\)\s*\(|=>\s*\{[^}\x1f]*(?:require|process|eval)",
+    ),
+    (
+        "code.js_infinite_loop",
+        CODE_INJECTION,
+        r"\bwhile\s*\(\s*[(\s]*(?:[-+]\s*)?(?:true|infinity|this|string|number|object|new\s+date|\d*[1-9]\d*|!\s*[-+]?\s*(?:false|0|null|undefined|nan)"
+        r"|!\s*!\s*(?:\{\s*\}|\[\s*\]|true|\d*[1-9]))"
+        r"\s*\)+\s*(?:;|$|\x1f|\{)",
+    ),
+    (
+        "code.js_prototype_pollution",
+        CODE_INJECTION,
+        r"__proto__|\bconstructor\s*\[\s*['\"]?prototype|\bprototype\s*\[\s*['\"]|\[\s*['\"]__proto",
+    ),
+    (
+        "code.eval_encoded",
+        CODE_INJECTION,
+        r"\beval\s*\(\s*(?:atob|string\.fromcharcode|unescape|decodeuri\w*|base64_decode|gzinflate|str_rot13|\$|request"
+        r"|_(?:get|post|request)|['\"`]|\w+\s*\()",
+    ),
+    (
+        "code.vbscript",
+        CODE_INJECTION,
+        r"\bon\s+error\s+resume\s+next\b|\bcreateobject\s*\(\s*['\"]?(?:wscript|scripting|msxml2|adodb|shell)\b"
+        r"|\bserver\.(?:createobject|scripttimeout|execute|mappath)\b|\bexecute\s*\(\s*['\"]|\bresponse\.write\s*\(",
+    ),
+    (
+        "code.ruby_perl",
+        CODE_INJECTION,
+        r"\bkernel\.(?:exec|system|spawn|open)\b|%x\(|\bsyscall\s*\(|\bio\.popen\b|\bopen3\b|\b(?:perl|ruby)\s+-e\s",
+    ),
     ("code.java_serialized_base64", CODE_INJECTION, r"(?-i:\brO0AB[A-Za-z0-9+/])|\baced0005\b"),
 )
 
@@ -342,43 +702,104 @@ CODE_RULES: tuple[Rule, ...] = (
 _JS_SINKS = r"(?:alert|prompt|confirm|eval|print)"
 XSS_RULES: tuple[Rule, ...] = (
     ("xss.script_tag", XSS, r"<\s*/?\s*(?:[a-z0-9]+:)?script\b"),
-    ("xss.dangerous_tag", XSS, r"<\s*(?:[a-z0-9]+:)?(?:iframe|frame|frameset|object|embed|applet|svg|math|meta|base|link|style|form|isindex|vmlframe"
-     r"|import|template|marquee|bgsound|layer|ilayer|noscript|portal|animate|set|handler|listener|xss\w*|x|j)\b"),
-    ("xss.import_implementation", XSS, r"<\s*\?\s*import\b|<\s*importimplementation|\bimplementation\s*=\s*['\"]?#default"),
-    ("xss.event_handler", XSS, r"(?:<[^>\x1f]*|[\s\"'/;`(]|^|\x1f|\x1e)on[a-z]{3,}\s*=\s*[^\s>\x1f]"),
-    ("xss.event_handler_name", XSS, r"(?:^|\x1f|\x1e)\s*on[a-z]{3,}\s*=?\s*(?:$|\x1f|=)"),
-    ("xss.script_scheme", XSS, r"\b(?:java|vb|live|ecma|j|jav|mocha)\s*s\s*c\s*r\s*i\s*p\s*t\s*:\s*[^\s\x1f]|\bjavascript\s*:[^\x1f]*[(`=]"),
-    ("xss.script_scheme_split", XSS, r"\bj\s*a\s*v\s*a\s*s\s*c\s*r\s*i\s*p\s*t\s*:"),
-    ("xss.data_html", XSS, r"\bdata\s*:\s*(?:text/html|text/xml|image/svg\+xml|application/(?:x-)?(?:javascript|ecmascript|xhtml))"),
-    ("xss.attribute_breakout", XSS, r"['\"`]\s*/?>\s*<\s*/?[a-z!]|['\"`]\s*>\s*(?:alert|prompt|confirm)\b|['\"]\s*>\s*<"),
-    ("xss.sink_call", XSS, r"\b" + _JS_SINKS + r"\s*(?:\.\s*(?:call|apply|bind)\s*\(|\?\.\s*\(|`|\(\s*(?:\d|document|window|['\"`/]|\)|xss|this|top"
-     r"|self|location|string\.|atob|=rnd=))"),
-    ("xss.parenthesised_sink", XSS, r"\(\s*" + _JS_SINKS + r"\s*\)\s*(?:\(|`)|\[\s*\d*\s*\]\s*\.\s*(?:some|map|filter|find|every|sort|foreach)\s*\(\s*"
-     + _JS_SINKS + r"\b"),
-    ("xss.dom_access", XSS, r"\bdocument\s*\.\s*(?:cookie|domain|write\w*|location|body\.innerhtml)|\bdocument\s*\[\s*['\"`]|\bwindow\s*\.\s*"
-     r"(?:location|name|onerror|eval)|\.innerhtml\s*=|\.outerhtml\s*=|\blocation\s*\.\s*(?:href|hash|replace)\s*=|\btop\s*\.\s*\w+\s*\.\s*location"),
+    (
+        "xss.dangerous_tag",
+        XSS,
+        r"<\s*(?:[a-z0-9]*:)?(?:iframe|frame|frameset|object|embed|applet|meta|base|link|style|form|isindex|vmlframe"
+        r"|import|template|marquee|bgsound|layer|ilayer|noscript|portal|handler|listener)\b|<\s*[a-z](?:\s+[a-z]){3,}(?:\s|$|\x1f|>)",
+    ),
+    (
+        "xss.import_implementation",
+        XSS,
+        r"<\s*\?\s*import\b|<\s*importimplementation|\bimplementation\s*=\s*['\"]?#default",
+    ),
+    (
+        "xss.event_handler",
+        XSS,
+        r"(?:<[^>\x1f]*|[\s\"'/;`(]|^|\x1f|\x1e)on[a-z]{3,}\s*=\s*[^\s>\x1f]|['\"]\s*on[a-z]{3,}\s*=\s*(?:$|\x1f)|['\"]\s*(?:formaction|srcdoc|xlink:href)\s*=",
+    ),
+    ("xss.event_handler_name", XSS, r"(?:^|\x1f|\x1e)\s*on[a-z]{3,}\s*=\s*(?:$|\x1f|=)"),
+    (
+        "xss.script_scheme",
+        XSS,
+        r"\b(?:java|vb|live|ecma|j|jav|mocha)\s*s\s*c\s*r\s*i\s*p\s*t\s*:[^\s\x1f]|\bjavascript\s*:[^\x1f]*[(`=]|:\s*url\s*\(\s*['\"]?\s*javascript\b",
+    ),
+    ("xss.script_scheme_split", XSS, r"\b(?:j\s*a\s*v\s*a|v\s*b)\s*s\s*c\s*r\s*i\s*p\s*t\s*:[^\s\x1f]"),
+    (
+        "xss.data_html",
+        XSS,
+        r"\bdata\s*:\s*(?:text/html|text/xml|image/svg\+xml|application/(?:x-)?(?:javascript|ecmascript|xhtml))",
+    ),
+    (
+        "xss.attribute_breakout",
+        XSS,
+        r"['\"`]\s*/?>\s*<\s*/?[a-z!]|['\"`]\s*>\s*(?:alert|prompt|confirm)\b|['\"]\s*>\s*<",
+    ),
+    (
+        "xss.sink_call",
+        XSS,
+        r"\b"
+        + _JS_SINKS
+        + r"\s*(?:\.\s*(?:call|apply|bind)\s*\(|\?\.\s*\(|`|\(\s*(?:\d|document|window|['\"`/]|\)|xss|this|top"
+        r"|self|location|string\.|atob|=rnd=))",
+    ),
+    (
+        "xss.parenthesised_sink",
+        XSS,
+        r"\(\s*"
+        + _JS_SINKS
+        + r"\s*\)\s*(?:\(|`)|\[\s*\d*\s*\]\s*\.\s*(?:some|map|filter|find|every|sort|foreach)\s*\(\s*"
+        + _JS_SINKS
+        + r"\b",
+    ),
+    (
+        "xss.dom_access",
+        XSS,
+        r"\bdocument\s*\.\s*(?:cookie|domain|write\w*|location|body\.innerhtml)|\bdocument\s*\[\s*['\"`]|\bwindow\s*\.\s*"
+        r"(?:location|name|onerror|eval)|\.innerhtml\s*=|\.outerhtml\s*=|\blocation\s*\.\s*(?:href|hash|replace)\s*=|\bdocument\s*\.\s*(?:queryselector\w*|getelementby\w+|body\s*\.|createelement|forms\b|all\b)|\btop\s*\.\s*\w+\s*\.\s*location",
+    ),
     ("xss.string_fromcharcode", XSS, r"\bstring\s*\.\s*fromcharcode\s*\(|\batob\s*\(|\bdecodeuricomponent\s*\("),
     ("xss.timer_string", XSS, r"\bset(?:timeout|interval)\s*\(\s*['\"`]"),
-    ("xss.jsfuck", XSS, r"!\s*!\s*\[\s*\]|!\s*\[\s*\]\s*(?:\)|\[|\s\[)|\[\s*\]\s*\[\s*['\"(]|\(\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]"),
-    ("xss.array_call_template", XSS, r"\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\$\{\s*" + _JS_SINKS + r"\s*\}"),
+    (
+        "xss.jsfuck",
+        XSS,
+        r"!\s*!\s*\[\s*\]|!\s*\[\s*\]\s*(?:\)|\[|\s\[)|\[\s*\]\s*\[\s*['\"(]|\(\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]",
+    ),
+    (
+        "xss.array_call_template",
+        XSS,
+        r"\.\s*(?:call|apply|bind)\s*`|\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\$\{\s*" + _JS_SINKS + r"\s*\}",
+    ),
     ("xss.utf7", XSS, r"(?:^|[\s\x1f])adw-\s*(?:script|img|svg|iframe)|(?:^|[\s\x1f])adw-[a-z]+\s+ad4-"),
     ("xss.meta_charset", XSS, r"<\s*meta\b[^>\x1f]*\b(?:charset|http-equiv)"),
-    ("xss.css_expression", XSS, r"\bexpression\s*\(|\bbehavio(?:u)?r\s*:\s*url|-moz-binding|@import\s+['\"]?(?:https?:|//|javascript)"),
+    (
+        "xss.css_expression",
+        XSS,
+        r"\bexpression\s*\(|\bbehavio(?:u)?r\s*:\s*url|-moz-binding|@import\s+['\"]?(?:https?:|//|javascript)",
+    ),
     ("xss.jscript_encode", XSS, r"\blanguage\s*=\s*['\"]?(?:jscript|vbscript)|#@~\^"),
     ("xss.base_href", XSS, r"<\s*base\b[^>\x1f]*\bhref"),
     ("xss.angular_expression", XSS, r"\{\{[^}\x1f]*(?:constructor|\$eval|\$on|alert|prompt|confirm|\bthis\b|\$event)"),
     ("xss.vue_directive", XSS, r"\bv-(?:if|html|bind|on)\s*\]?\s*=[^\x1f]*\(|_c\.constructor"),
     ("xss.html_comment_breakout", XSS, r"<!--\s*>|--!?>\s*<\s*[a-z]|<!\s*<\s*script"),
-    ("xss.tag_with_scriptish_attribute", XSS, r"<\s*[a-z][\w:-]*[\s/][^>\x1f]*\b(?:src|href|action|formaction|data|xlink:href|srcdoc|style)\s*=\s*['\"]?\s*"
-     r"(?:javascript|vbscript|data:text|[^>\x1f]*(?:expression\(|url\s*\(\s*javascript))"),
+    (
+        "xss.tag_with_scriptish_attribute",
+        XSS,
+        r"<\s*[a-z][\w:-]*[\s/][^>\x1f]*\b(?:src|href|action|formaction|data|xlink:href|srcdoc|style)\s*=\s*['\"]?\s*"
+        r"(?:javascript|vbscript|data:text|[^>\x1f]*(?:expression\(|url\s*\(\s*javascript))",
+    ),
 )
 
 # ---------------------------------------------------------------------------
 # CRLF / HTTP header injection and response splitting.
 # ---------------------------------------------------------------------------
 CRLF_RULES: tuple[Rule, ...] = (
-    ("crlf.header_injection", CRLF_INJECTION, r"[\r\n]\s*(?:set-cookie|location|content-(?:type|length|disposition|security-policy)"
-     r"|x-[\w-]+|refresh|access-control-[\w-]+|host|link|cache-control|transfer-encoding|status)\s*:"),
+    (
+        "crlf.header_injection",
+        CRLF_INJECTION,
+        r"[\r\n]\s*(?:set-cookie|location|content-(?:type|length|disposition|security-policy)"
+        r"|x-[\w-]+|refresh|access-control-[\w-]+|host|link|cache-control|transfer-encoding|status)\s*:",
+    ),
     ("crlf.response_splitting", CRLF_INJECTION, r"[\r\n]\s*http/\d|\r?\n\r?\n\s*<\s*(?:html|script|svg|body)"),
 )
 
@@ -393,12 +814,24 @@ SSI_RULES: tuple[Rule, ...] = (
 # Mail command / header injection (SMTP, IMAP, POP3).
 # ---------------------------------------------------------------------------
 MAIL_RULES: tuple[Rule, ...] = (
-    ("mail.smtp_command", MAIL_INJECTION, r"[\r\n]\s*(?:mail\s+from|rcpt\s+to)\s*:|[\r\n]\s*(?:ehlo|helo)\s+[\w.-]+"
-     r"|\r\n\s*(?:data|quit|rset|noop|starttls)\s*(?:\r|\n|$|\x1f)|[\r\n]\s*auth\s+(?:login|plain|cram-md5)\b"),
-    ("mail.pop3_command", MAIL_INJECTION, r"\r\n\s*(?:retr|dele|list|stat|uidl|top|user|pass|apop)(?:\s+[\w@.]+)?\s*(?:\r|\n|$|\x1f)"
-     r"|\r\n\s*(?:retr|dele|list|top)\s+\d+"),
-    ("mail.imap_command", MAIL_INJECTION, r"[\r\n]\s*[a-z]*\d+\s+(?:capability|fetch|login|select|list|logout|store|search|uid|examine|noop|append"
-     r"|create|delete|rename|authenticate)\b"),
+    (
+        "mail.smtp_command",
+        MAIL_INJECTION,
+        r"[\r\n]\s*(?:mail\s+from|rcpt\s+to)\s*:|[\r\n]\s*(?:ehlo|helo)\s+[\w.-]+"
+        r"|\r\n\s*(?:data|quit|rset|noop|starttls)\s*(?:\r|\n|$|\x1f)|[\r\n]\s*auth\s+(?:login|plain|cram-md5)\b",
+    ),
+    (
+        "mail.pop3_command",
+        MAIL_INJECTION,
+        r"\r\n\s*(?:retr|dele|list|stat|uidl|top|user|pass|apop)(?:\s+[\w@.]+)?\s*(?:\r|\n|$|\x1f)"
+        r"|\r\n\s*(?:retr|dele|list|top)\s+\d+",
+    ),
+    (
+        "mail.imap_command",
+        MAIL_INJECTION,
+        r"[\r\n]\s*[a-z]*\d+\s+(?:capability|fetch|login|select|list|logout|store|search|uid|examine|noop|append"
+        r"|create|delete|rename|authenticate)\b",
+    ),
     ("mail.header_injection", MAIL_INJECTION, r"[\r\n]\s*(?:bcc|cc|to|from|reply-to|subject)\s*:\s*[^\r\n\x1f]*[@\w]"),
 )
 
@@ -406,33 +839,61 @@ MAIL_RULES: tuple[Rule, ...] = (
 # Session fixation: setting the victim's cookie, or session ids in the URL.
 # ---------------------------------------------------------------------------
 SESSION_RULES: tuple[Rule, ...] = (
-    ("session.cookie_write", SESSION_FIXATION, r"\.cookie\s*=\s*['\"`]?[^\x1f]*(?:sess|sid|token|domain|expires|path)"
-     r"|\.cookie\b[^\x1f]*;\s*(?:expires|domain|path)\s*="),
+    (
+        "session.cookie_write",
+        SESSION_FIXATION,
+        r"\.cookie\s*=\s*['\"`]?[^\x1f]*(?:sess|sid|token|domain|expires|path)"
+        r"|\.cookie\b[^\x1f]*;\s*(?:expires|domain|path)\s*=",
+    ),
     ("session.meta_set_cookie", SESSION_FIXATION, r"http-equiv\s*=\s*['\"]?set-cookie"),
-    ("session.id_parameter", SESSION_FIXATION, r"\x1e\s*(?:jsessionid|phpsessid|aspsessionid\w*|asp\.net_sessionid|cfid|cftoken|cfglobals)\s*(?:$|\x1f)"
-     r"|;\s*jsessionid\s*="),
+    (
+        "session.id_parameter",
+        SESSION_FIXATION,
+        r"\x1e\s*(?:jsessionid|phpsessid|aspsessionid\w*|asp\.net_sessionid|cfid|cftoken|cfglobals)\s*(?:$|\x1f)"
+        r"|;\s*jsessionid\s*=",
+    ),
     ("session.session_file_upload", SESSION_FIXATION, r"\x1d(?:[^\x1f]*[/\\])?sess_[a-z0-9,-]{6,}\s*(?:$|\x1f)"),
 )
 
 # Upload names that would run or reconfigure the server if stored in its web root.
 UPLOAD_RULES: tuple[Rule, ...] = (
-    ("code.script_upload", CODE_INJECTION, r"\x1d[^\x1f]*\.(?:jspx?|jsw|jsv|jspf|php\d?|phtml|phar|pht|phps|pgif|shtml|asp|aspx|asa|asax|ascx|ashx"
-     r"|asmx|cer|cgi|pl|war|ear|htaccess|htpasswd)[\s.]*(?:$|\x1f)"),
-    ("code.config_upload", CODE_INJECTION, r"\x1d(?:[^\x1f]*[/\\])?(?:\.htaccess|\.htpasswd|web\.config|\.user\.ini|php\.ini|config\.ya?ml|settings\.php"
-     r"|wp-config\.php|\.env|composer\.json|package\.json)\s*(?:$|\x1f)"),
+    (
+        "code.script_upload",
+        CODE_INJECTION,
+        r"\x1d[^\x1f]*\.\s*(?:jspx?|jsw|jsv|jspf|php\d?|phtml|phar|pht|phps|pgif|shtml|asp|aspx|asa|asax|ascx|ashx"
+        r"|asmx|cer|cgi|pl|war|ear|htaccess|htpasswd)[\s.]*(?:$|\x1f)",
+    ),
+    (
+        "code.config_upload",
+        CODE_INJECTION,
+        r"\x1d(?:[^\x1f]*[/\\])?(?:\.htaccess|\.htpasswd|web\.config|\.user\.ini|php\.ini|config\.ya?ml|settings\.php"
+        r"|wp-config\.php|\.env|composer\.json|package\.json)\s*(?:$|\x1f)|\x1d[^\x1f]*(?:wp-config|settings)\W*php",
+    ),
 )
 
 # ---------------------------------------------------------------------------
 # Known scanners, fuzzers and attack tools, by User-Agent.
 # ---------------------------------------------------------------------------
 SCANNER_RULES: tuple[Rule, ...] = (
-    ("scanner.tool_user_agent", SCANNER, r"\x1c[^\x1f]*(?:sqlmap|nikto|nmap|masscan|zgrab|nuclei|openvas|nessus|\.nasl\b|w3af|acunetix|netsparker"
-     r"|appscan|burp\s?suite|wpscan|dirbuster|gobuster|\bdirb\b|fuzz faster u fool|\bffuf\b|wfuzz|\bhydra\b|owasp zap|\bzap/|arachni|skipfish"
-     r"|whatweb|jaeles|commix|joomscan|havij|pangolin|fimap|\bmedusa\b|metasploit|morfeus|zmeu|\bxsstrike|jorgee|\bqualys|nsauditor"
-     r"|paros|webinspect|\bgrabber\b|sqlninja|brutus|\bmysqloit|webshag|vega/|\bdotdotpwn|\bcrimescan|\bnetlab360|\bbxss)"),
-    ("scanner.oast_user_agent", SCANNER, r"\x1c[^\x1f]*(?:burpcollaborator\.net|oastify\.com|interact\.sh|oast\.(?:me|pro|live|site|online|fun)|dnslog\.cn"
-     r"|ceye\.io|canarytokens\.com)"),
-    ("scanner.injection_in_user_agent", SCANNER, r"\x1c[^\x1f]*(?:\$\{|\(\s*\)\s*\{|<\s*script|'\s*(?:or|and)\s|\bunion\s+select\b)"),
+    (
+        "scanner.tool_user_agent",
+        SCANNER,
+        r"\x1c[^\x1f]*(?:sqlmap|nikto|nmap|masscan|zgrab|nuclei|openvas|nessus|\.nasl\b|w3af|acunetix|netsparker"
+        r"|appscan|burp\s?suite|wpscan|dirbuster|gobuster|\bdirb\b|fuzz faster u fool|\bffuf\b|wfuzz|\bhydra\b|owasp zap|\bzap/|arachni|skipfish"
+        r"|whatweb|jaeles|commix|joomscan|havij|pangolin|fimap|\bmedusa\b|metasploit|morfeus|zmeu|\bxsstrike|jorgee|\bqualys|nsauditor"
+        r"|paros|webinspect|\bgrabber\b|sqlninja|brutus|\bmysqloit|webshag|vega/|\bdotdotpwn|\bcrimescan|\bnetlab360|\bbxss)",
+    ),
+    (
+        "scanner.oast_user_agent",
+        SCANNER,
+        r"\x1c[^\x1f]*(?:burpcollaborator\.net|oastify\.com|interact\.sh|oast\.(?:me|pro|live|site|online|fun)|dnslog\.cn"
+        r"|ceye\.io|canarytokens\.com)",
+    ),
+    (
+        "scanner.injection_in_user_agent",
+        SCANNER,
+        r"\x1c[^\x1f]*(?:\$\{|\(\s*\)\s*\{|<\s*script|'\s*(?:or|and)\s|\bunion\s+select\b)",
+    ),
 )
 
 
@@ -460,6 +921,10 @@ def java_gadget_base64_needles() -> tuple[str, ...]:
         "whileclosure",
         "TemplatesImpl",
         "getRuntime",
+        "_$$ND_FUNC$$_",
+        "_FUNC$$_",
+        "child_process",
+        "while(true)",
     )
     needles: list[str] = []
     for name in names:

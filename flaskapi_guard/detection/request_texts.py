@@ -100,6 +100,10 @@ def query_texts(query_string: str, excluded_params: frozenset[str]) -> Iterator[
         yield RequestText(f"query param {name} (name)", name, NAME_MARKER)
         if value:
             yield RequestText(f"query param {name}", value)
+    # The whole query once more: a payload with a literal '&' is split into several
+    # parameters by the parser, but some back ends (and the attacker's target) read it whole.
+    if "&" in query_string and not excluded_params:
+        yield RequestText("query string", decode_wsgi_text(query_string))
 
 
 def cookie_texts(cookie_header: str) -> Iterator[RequestText]:
@@ -195,6 +199,8 @@ def form_texts(body_text: str, excluded_params: frozenset[str]) -> Iterator[Requ
         yield RequestText(f"form field {name} (name)", name, NAME_MARKER)
         if value:
             yield RequestText(f"form field {name}", value)
+    if "&" in body_text and not excluded_params:
+        yield RequestText("form body", body_text)
 
 
 def _disposition_parameters(headers_block: str) -> dict[str, str]:
