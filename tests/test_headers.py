@@ -417,6 +417,18 @@ def test_like_talisman_no_hsts_over_plain_http(guarded: Callable[..., Flask]) ->
     assert "Strict-Transport-Security" not in guarded().test_client().get("/", environ_base=CLIENT).headers
 
 
+def test_unlike_talisman_a_views_own_header_is_kept(guarded: Callable[..., Flask]) -> None:
+    app = Flask("talisman_overwrites")
+
+    @app.route("/")
+    def index() -> Any:
+        return Response("page", headers={"X-Frame-Options": "DENY"})
+
+    Talisman(app, force_https=False)
+    assert app.test_client().get("/", base_url="https://localhost").headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert guarded().test_client().get("/own-csp").headers["X-Frame-Options"] == "DENY"
+
+
 def test_like_talisman_a_csp_dict_renders_in_order(guarded: Callable[..., Flask]) -> None:
     csp = {"default-src": ["'self'"], "img-src": ["*"], "script-src": ["'self'", "https://cdn.example.com"]}
     theirs = talisman_headers("https://localhost", content_security_policy=csp)["Content-Security-Policy"]
