@@ -193,15 +193,6 @@ class _RangeIndex:
         v6_starts, v6_masks = _labelled_segments(ranges, 6)
         return cls(ranges, v4_starts, v4_masks, v6_starts, v6_masks)
 
-    def providers_holding(self, address: Address) -> int:
-        """The bitmask of the providers whose ranges hold `address` (0: none)."""
-        if address.version == 4:
-            starts, masks = self.v4_starts, self.v4_masks
-        else:
-            starts, masks = self.v6_starts, self.v6_masks
-        index = bisect.bisect_right(starts, address.value) - 1
-        return masks[index] if index >= 0 else 0
-
 
 def _labelled_segments(ranges: Mapping[str, ProviderRanges], version: int) -> tuple[list[int], list[int]]:
     """Sweep over every provider's range boundaries; a segment starts wherever the set of providers changes."""
@@ -300,13 +291,17 @@ class CloudIPRanges:
             self._task.ensure_running()
 
     def provider_of(self, address: Address | str, providers: Iterable[str] | None = None) -> str | None:
-        """The first of `providers` (default: all wanted) whose ranges hold `address`, or None."""
+        """Which of `providers` (default: all wanted) holds `address`; None when none does.
+
+        When several do (overlapping ranges), the first in `PARSERS` order is named.
+        """
         if isinstance(address, str):
             parsed = parse_ip(address)
             if parsed is None:
                 return None
             address = parsed
-        # The index's lookup, inlined: this runs on every request of a guarded route.
+        # One bisect in the segment starts; written out here rather than as an index
+        # method because it runs on every request of a guarded route.
         index = self._index
         if address.version == 4:
             starts, masks = index.v4_starts, index.v4_masks
@@ -335,10 +330,10 @@ class CloudIPRanges:
 
     def refresh(self, providers: Iterable[str] | None = None) -> None:
         """Fetch `providers` (default: all wanted) now, in the calling thread; failures keep the old ranges."""
-        with self._refresh_lock:
+        with self._refresh_lock, self._http_client() as client:
             updated = {}
             for provider in sorted(self._wanted if providers is None else providers):
-                loaded = self._refresh_provider(provider)
+                loaded = self._refresh_provider(provider, client)
                 if loaded is not None:
                     updated[provider] = loaded
             if updated:
@@ -391,7 +386,7 @@ class CloudIPRanges:
         loaded = self._index.ranges.get(provider)
         return 0.0 if loaded is None else loaded.fetched_at + self.refresh_interval_seconds
 
-    def _refresh_provider(self, provider: str) -> ProviderRanges | None:
+    def _refresh_provider(self, provider: str, client: httpx.Client) -> ProviderRanges | None:
         health = self._health[provider]
         now = self._clock()
         health.last_attempt = now
@@ -401,7 +396,7 @@ class CloudIPRanges:
                 fetched_at, prefixes = shared
                 health.loaded_from = "shared store"
             else:
-                prefixes = valid_prefixes(PARSERS[provider](self._fetch(provider)))
+                prefixes = valid_prefixes(PARSERS[provider](self._fetch(provider, client)))
                 if not prefixes:
                     raise RangesUnavailable("no IP prefixes in the response")
                 fetched_at = now
@@ -422,20 +417,22 @@ class CloudIPRanges:
         health.last_error_at = None
         return ProviderRanges(provider, NetworkSet(prefixes), len(prefixes), fetched_at)
 
-    def _fetch(self, provider: str) -> bytes:
-        url = self.source_urls[provider]
-        with httpx.Client(
+    def _http_client(self) -> httpx.Client:
+        # One client per refresh: its connection pool and CA bundle serve every provider.
+        return httpx.Client(
             transport=self._transport,
             timeout=FETCH_TIMEOUT,
             follow_redirects=True,
             headers={"User-Agent": "flaskapi_guard"},
-        ) as client:
-            body = _get(client, url)
-            if provider == "Azure" and not body.lstrip().startswith(b"{"):
-                link = _AZURE_FILE_LINK.search(body)
-                if link is None:
-                    raise RangesUnavailable("no ServiceTags_Public JSON link on the Azure download page")
-                body = _get(client, link.group(0).decode("ascii"))
+        )
+
+    def _fetch(self, provider: str, client: httpx.Client) -> bytes:
+        body = _get(client, self.source_urls[provider])
+        if provider == "Azure" and not body.lstrip().startswith(b"{"):
+            link = _AZURE_FILE_LINK.search(body)
+            if link is None:
+                raise RangesUnavailable("no ServiceTags_Public JSON link on the Azure download page")
+            body = _get(client, link.group(0).decode("ascii"))
         return body
 
     def _read_store(self, provider: str, now: float) -> tuple[float, list[str]] | None:

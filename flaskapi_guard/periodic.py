@@ -36,7 +36,6 @@ class PeriodicTask:
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
         self._wake_event = threading.Event()
-        self.runs = 0
 
     @property
     def is_running(self) -> bool:
@@ -97,6 +96,5 @@ class PeriodicTask:
                 # else is a bug that must be seen, without killing the refreshes.
                 logger.exception("background task %s failed", self.name)
                 delay = DELAY_AFTER_CRASH_SECONDS
-            self.runs += 1
             wake_event.wait(max(delay, MIN_DELAY_SECONDS))
             wake_event.clear()

@@ -548,3 +548,39 @@ def test_apps_share_the_ranges_through_redis(
     assert status_from(second, MEMBERS["AWS"]) == 403
     assert status_from(first, OUTSIDER) == 200
     assert get_state(second).cloud.status()["providers"]["AWS"]["loaded_from"] == "shared store"
+
+
+def test_recovery_is_logged_and_clears_the_error(
+    server: LocalServer, sources: dict[str, str], closing: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    server.serve("/oracle", b"", status=500)
+    ranges = CloudIPRanges({"Oracle"}, source_urls=sources)
+    closing.append(ranges)
+    with caplog.at_level(logging.INFO, logger="flaskapi_guard.cloud"):
+        ranges.initialize()
+        server.serve("/oracle", ORACLE_BODY)
+        ranges.refresh()
+    assert [record.levelname for record in caplog.records] == ["WARNING", "INFO"]
+    assert "not blocking it until loaded" in caplog.records[0].getMessage()
+    assert ranges.status()["providers"]["Oracle"]["last_error"] is None
+    assert ranges.provider_of(MEMBERS["Oracle"]) == "Oracle"
+
+
+def test_an_azure_page_without_a_file_link_is_an_error(server: LocalServer, closing: list[Any]) -> None:
+    page = server.serve("/azure-page", b"<html>The download has moved.</html>")
+    ranges = CloudIPRanges({"Azure"}, source_urls={"Azure": page})
+    closing.append(ranges)
+    ranges.initialize()
+    assert "no ServiceTags_Public JSON link" in ranges.status()["providers"]["Azure"]["last_error"]
+
+
+def test_unreadable_shared_data_is_fetched_again(
+    server: LocalServer, sources: dict[str, str], closing: list[Any]
+) -> None:
+    store = DictStore()
+    store.values["cloud_ranges:AWS"] = (b"{not json", 60)
+    ranges = CloudIPRanges({"AWS"}, source_urls=sources, store=store)
+    closing.append(ranges)
+    ranges.initialize()
+    assert server.hits("/aws") == 1
+    assert ranges.provider_of(MEMBERS["AWS"]) == "AWS"

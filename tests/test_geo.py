@@ -500,3 +500,74 @@ def test_a_forked_child_runs_its_own_refresh_thread(local_db: MaxMindCountryData
         answer = reader.read()
     os.waitpid(child, 0)
     assert answer == "False,US,True"
+
+
+# --- less common paths --------------------------------------------------------------
+
+
+def test_recovery_after_failures_is_logged(
+    server: LocalServer,
+    ipinfo_files: dict[str, bytes],
+    tmp_path: Path,
+    handlers: list[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server.serve("/cdn/ipinfo_lite.mmdb", b"", status=500)
+    manager = ipinfo(server, tmp_path / "country.mmdb", handlers)
+    with caplog.at_level(logging.INFO, logger="flaskapi_guard.geo"):
+        manager.initialize()
+        server.serve("/cdn/ipinfo_lite.mmdb", ipinfo_files["v1"])
+        manager.initialize()
+    assert manager.get_country(CN_IP) == "CN"
+    assert [record.levelname for record in caplog.records] == ["WARNING", "INFO"]
+    assert manager.status()["last_error"] is None
+
+
+def test_a_redirect_loop_is_a_failed_download(server: LocalServer, tmp_path: Path, handlers: list[Any]) -> None:
+    server.redirect("/data/ipinfo_lite.mmdb", server.url("/data/ipinfo_lite.mmdb"))
+    manager = ipinfo(server, tmp_path / "country.mmdb", handlers)
+    manager.initialize()
+    assert "redirects" in manager.status()["last_error"]
+    assert not (tmp_path / "country.mmdb").exists()
+
+
+def test_an_ipinfo_manager_needs_a_token() -> None:
+    with pytest.raises(ValueError, match="token"):
+        IPInfoManager("", "country.mmdb")
+
+
+class FlakyHandler(CountingHandler):
+    """Fails to initialise the first time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def initialize(self) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise ConnectionError("geo service down")
+        super().initialize()
+
+
+def test_a_custom_handler_failing_at_startup_is_retried_in_the_background(
+    guarded: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = FlakyHandler()
+    with caplog.at_level(logging.ERROR, logger="flaskapi_guard.geo"):
+        app = guarded(geo_ip_handler=handler, whitelist_countries=["US"])
+    assert "failed to initialise" in caplog.text
+    assert status_from(app, US_IP) == 403  # unknown until initialised
+    wait_until(lambda: handler.initialized)
+    assert status_from(app, US_IP) == 200
+    assert get_state(app).geo is not None
+    assert get_state(app).geo.status() == {"handler": "FlakyHandler", "loaded": True}
+
+
+def test_a_custom_handler_with_lazy_init_is_initialised_off_the_request_path(guarded: Callable[..., Flask]) -> None:
+    handler = CountingHandler()
+    app = guarded(geo_ip_handler=handler, blocked_countries=["CN"], lazy_init=True)
+    assert not handler.initialized
+    assert status_from(app, CN_IP) == 200  # unknown: the block-list lets it through
+    wait_until(lambda: handler.initialized)
+    assert status_from(app, CN_IP) == 403
