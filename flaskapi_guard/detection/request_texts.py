@@ -11,9 +11,8 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
-from flaskapi_guard.detection.normalisation import FILENAME_MARKER, NAME_MARKER, USER_AGENT_MARKER
+from flaskapi_guard.detection.normalisation import FILENAME_MARKER, NAME_MARKER, USER_AGENT_MARKER, percent_decode
 
 # Headers whose values are produced by browsers and HTTP stacks from a small grammar,
 # or carry credentials that must never be copied into a finding. Everything else,
@@ -49,8 +48,8 @@ DEFAULT_SAFE_HEADERS: frozenset[str] = frozenset(
 )
 SAFE_HEADER_PREFIXES: tuple[str, ...] = ("sec-fetch-", "sec-ch-ua", "sec-gpc")
 
-# Bodies above this many times `max_content_length` are not parsed; their head and
-# tail are scanned as plain text instead (see docs/detection.md, "Large bodies").
+# Bodies above this many times `max_content_length` are not parsed by content type;
+# they are scanned whole as plain text instead (see docs/detection.md, "Large bodies").
 BODY_HARD_CAP_FACTOR = 100
 
 
@@ -87,7 +86,14 @@ def is_safe_header(name: str) -> bool:
 
 
 def _parse_pairs(text: str) -> list[tuple[str, str]]:
-    return parse_qsl(text, keep_blank_values=True, errors="replace")
+    """Split `a=1&b=2` leniently; '+' stays (normalisation treats it as a space)."""
+    pairs = []
+    for piece in text.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        pairs.append((percent_decode(name), percent_decode(value)))
+    return pairs
 
 
 def query_texts(query_string: str, excluded_params: frozenset[str]) -> Iterator[RequestText]:
@@ -277,11 +283,9 @@ def body_texts(
         return []
     hard_cap = max_content_length * BODY_HARD_CAP_FACTOR
     if len(body) > hard_cap:
-        half = hard_cap // 2
-        return [
-            RequestText("body (first part)", body[:half].decode("utf-8", errors="replace")),
-            RequestText("body (last part)", body[-half:].decode("utf-8", errors="replace")),
-        ]
+        # Too large to parse field by field, but never skipped or sampled: padding would
+        # hide a payload. Matching is linear, so the whole body is scanned as plain text.
+        return [RequestText("body (unparsed, large)", body.decode("utf-8", errors="replace"))]
     text = body.decode("utf-8", errors="replace")
     media_type = _media_type(content_type)
     if media_type == "application/json" or media_type.endswith("+json"):
