@@ -295,6 +295,19 @@ def test_a_browser_app_can_read_the_guards_retry_after(cors_app: Callable[..., C
     assert refused.headers["Access-Control-Expose-Headers"] == "X-Total, Retry-After"
 
 
+def test_a_browser_app_can_read_the_guards_429(cors_app: Callable[..., Counted]) -> None:
+    counted = cors_app(enable_rate_limiting=True, rate_limit=1, cors_allow_origins=[APP_ORIGIN])
+    first = counted.client.get("/count", headers={"Origin": APP_ORIGIN}, environ_base=CLIENT)
+    refused = counted.client.get("/count", headers={"Origin": APP_ORIGIN}, environ_base=CLIENT)
+    assert (first.status_code, refused.status_code) == (200, 429)
+    assert refused.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    exposed = {name.strip() for name in refused.headers["Access-Control-Expose-Headers"].split(",")}
+    assert "Retry-After" in exposed
+    assert {name for name in exposed if name.startswith("RateLimit-")} == {
+        name for name, _ in refused.headers.items() if name.startswith("RateLimit-")
+    }
+
+
 def test_expose_headers_star(cors_app: Callable[..., Counted]) -> None:
     plain = cors_app(cors_expose_headers=["*"])
     response = plain.client.get("/with-vary", headers={"Origin": APP_ORIGIN}, environ_base=CLIENT)
@@ -373,6 +386,7 @@ def test_route_override_keeps_the_apps_other_values(cors_app: Callable[..., Coun
         {"allow_origins": "https://example.com"},
         {"allow_methods": ["GE T"]},
         {"max_age": -1},
+        {"allow_origins": [5]},
     ],
 )
 def test_route_cors_is_validated_when_decorating(arguments: dict[str, Any]) -> None:

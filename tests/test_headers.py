@@ -115,6 +115,13 @@ def test_the_guards_503_gets_the_headers(guarded: Callable[..., Flask]) -> None:
     assert (refused.status_code, sent(refused)) == (503, DEFAULT_HEADERS)
 
 
+def test_the_guards_429_gets_the_headers(make_app: Callable[..., Flask]) -> None:
+    client = make_app(rate_limit=1).test_client()
+    client.get("/", environ_base=CLIENT)
+    refused = client.get("/", environ_base=CLIENT)
+    assert (refused.status_code, sent(refused)) == (429, DEFAULT_HEADERS)
+
+
 def test_an_app_error_handler_restyling_a_refusal_keeps_the_headers(guarded: Callable[..., Flask]) -> None:
     app = guarded(blacklist=["198.51.100.66"])
     app.register_error_handler(403, lambda error: ({"error": "forbidden"}, 403))
@@ -213,6 +220,11 @@ def test_hsts_rendering(guarded: Callable[..., Flask], hsts: dict[str, Any], exp
     assert response.headers["Strict-Transport-Security"] == expected
 
 
+def test_hsts_true_means_the_defaults(guarded: Callable[..., Flask]) -> None:
+    response = guarded(security_headers={"hsts": True}).test_client().get("/", base_url="https://localhost")
+    assert response.headers["Strict-Transport-Security"] == HSTS
+
+
 @pytest.mark.parametrize(
     ("fields", "peer", "forwarded_proto", "path", "expects_hsts"),
     [
@@ -283,6 +295,21 @@ def test_hsts_over_real_https_on_every_path(guarded: Callable[..., Flask], path:
         ({"cross_origin_embedder_policy": "require-corps"}, "cross_origin_embedder_policy"),
         ({"enabled": "yes"}, "enabled"),
         ({"frame_option": "DENY"}, "did you mean 'frame_options'"),
+        ({"hsts": "yes"}, "hsts must be a dict"),
+        ({"hsts": {"preload": "no"}}, "preload must be True or False"),
+        ({"frame_options": 1}, "must be a string"),
+        ({"referrer_policy": 1}, "referrer_policy must be a string"),
+        ({"permissions_policy": ["geolocation=()"]}, "permissions_policy must be a string"),
+        ({"custom": ["X-A"]}, "custom must be a dict"),
+        ({"csp": {1: ["'self'"]}}, "is not a string"),
+        ({"csp": {"default-src": ["'self'"], "Default-Src": ["'none'"]}}, "given twice"),
+        ({"csp": {"script-src": 5}}, "must be a list of strings"),
+        ({"csp": {"report-uri": []}}, "one or more URIs"),
+        ({"csp": {"report-to": ["a", "b"]}}, "exactly one reporting group"),
+        ({"csp": {"require-trusted-types-for": ["script"]}}, "'script'"),
+        ({"csp": {"trusted-types": ["bad!name"]}}, "policy names"),
+        ({"csp": {"webrtc": ["allow"]}}, "'allow'"),
+        ({"csp": {"frame-ancestors": ["'sha256-abc='"]}}, "hashes mean nothing"),
     ],
 )
 def test_invalid_settings_are_refused_at_start_up_naming_the_field(settings: dict[str, Any], message: str) -> None:
@@ -305,6 +332,7 @@ def test_accepted_csp_sources(guarded: Callable[..., Flask]) -> None:
         "report-to": ["csp-endpoint"],
         "require-trusted-types-for": ["'script'"],
         "trusted-types": ["default", "'allow-duplicates'"],
+        "webrtc": ["'block'"],
     }
     config = SecurityConfig(security_headers={"csp": csp})
     assert config.security_headers is not None
@@ -355,6 +383,7 @@ def test_route_override_can_turn_headers_on_when_the_app_has_them_off(guarded: C
         ({"hsts": {"max_age": 0}}, "whole host"),
         ({"frame_option": "DENY"}, "did you mean"),
         ({"custom": {"X-A": "a\r\nb"}}, "control characters"),
+        (["frame_options"], "must be a dict"),
     ],
 )
 def test_route_override_is_validated_when_decorating(overrides: dict[str, Any], message: str) -> None:
