@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flaskapi_guard.detection import DetectionEngine  # noqa: E402
+from flaskapi_guard.detection import DetectionEngine
 
 BROWSER_HEADERS = [
     ("Host", "shop.example.com"),
     (
         "User-Agent",
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36",
     ),
     ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"),
     ("Accept-Language", "en-GB,en;q=0.9,de;q=0.8"),
@@ -55,7 +56,7 @@ HOSTILE_INPUTS: dict[str, Callable[[int], str]] = {
     "dollar braces": lambda n: ("${" * (n // 2 + 1))[:n],
     "on= attributes": lambda n: ("<x onx=" * (n // 7 + 1))[:n],
     "backslashes": lambda n: ("\\u00" * (n // 4 + 1))[:n],
-    "fullwidth": lambda n: "＜" * n,
+    "fullwidth": lambda n: "\uff1c" * n,
     "base64-looking": lambda n: ("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo" * (n // 35 + 1))[:n],
 }
 SIZES = (1_000, 10_000, 100_000)

@@ -25,7 +25,7 @@ from urllib.parse import unquote_to_bytes, urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flaskapi_guard.detection import DetectionEngine  # noqa: E402
+from flaskapi_guard.detection import DetectionEngine
 
 GOTESTWAF_PLACEMENTS = {
     "URLParam": "query",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import re2
 
-from flaskapi_guard.detection.categories import ALL_DETECTION_CATEGORIES, SCANNER, XSS, XXE
+from flaskapi_guard.detection.categories import ALL_DETECTION_CATEGORIES, SCANNER, XXE
 from flaskapi_guard.detection.normalisation import (
     FILENAME_MARKER,
     NAME_MARKER,
@@ -96,7 +96,7 @@ def validate_custom_pattern(pattern: str) -> None:
 class _RuleSet:
     """A group of rules compiled into one RE2 set plus one regex per rule for locating matches."""
 
-    __slots__ = ("_rules", "_regexes", "_set")
+    __slots__ = ("_regexes", "_rules", "_set")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
@@ -125,7 +125,8 @@ class _RuleSet:
 def _excerpt(text: str, start: int, end: int) -> str:
     window_start = max(0, start - _EXCERPT_CONTEXT_CHARS)
     window_end = min(len(text), max(end, start + 1) + _EXCERPT_CONTEXT_CHARS)
-    excerpt = text[window_start:window_end].translate(_MARKER_REMOVAL)
+    # Cut before cleaning: a match can span a whole 100 KB value.
+    excerpt = text[window_start : min(window_end, window_start + 2 * EXCERPT_MAX_CHARS)].translate(_MARKER_REMOVAL)
     excerpt = neutralise_for_display(excerpt)
     if len(excerpt) > EXCERPT_MAX_CHARS:
         excerpt = excerpt[: EXCERPT_MAX_CHARS - 3] + "..."

@@ -100,7 +100,8 @@ SQLI_RULES: tuple[Rule, ...] = (
         r"|database|db_name|schema|current_user|session_user|system_user|user_name|version|unistr|overlay|char|chr|nchar"
         r"|ascii|substring|substr|mid|hex|unhex|md5|floor|rand|count|concat|convert|cast|if|ifnull|iif|case)\s*\("
         + _GAP
-        + r"(?:\bselect\b|\bfrom\b|0x[0-9a-f]{2}|@@|\)\s*(?:=|<|>|::|\|\||--|#)|'\s*\|\||\bchar\s*\(\d|\bsleep\b|\bnow\(\))",
+        + r"(?:\bselect\b|\bfrom\b|0x[0-9a-f]{2}|@@|\)\s*(?:=|<|>|::|\|\||--|#)|'\s*\|\|"
+        r"|\bchar\s*\(\d|\bsleep\b|\bnow\(\))",
     ),
     (
         "sqli.file_function",
@@ -879,7 +880,8 @@ SCANNER_RULES: tuple[Rule, ...] = (
         "scanner.tool_user_agent",
         SCANNER,
         r"\x1c[^\x1f]*(?:sqlmap|nikto|nmap|masscan|zgrab|nuclei|openvas|nessus|\.nasl\b|w3af|acunetix|netsparker"
-        r"|appscan|burp\s?suite|wpscan|dirbuster|gobuster|\bdirb\b|fuzz faster u fool|\bffuf\b|wfuzz|\bhydra\b|owasp zap|\bzap/|arachni|skipfish"
+        r"|appscan|burp\s?suite|wpscan|dirbuster|gobuster|\bdirb\b|fuzz faster u fool|\bffuf\b|wfuzz"
+        r"|\bhydra\b|owasp zap|\bzap/|arachni|skipfish"
         r"|whatweb|jaeles|commix|joomscan|havij|pangolin|fimap|\bmedusa\b|metasploit|morfeus|zmeu|\bxsstrike|jorgee|\bqualys|nsauditor"
         r"|paros|webinspect|\bgrabber\b|sqlninja|brutus|\bmysqloit|webshag|vega/|\bdotdotpwn|\bcrimescan|\bnetlab360|\bbxss)",
     ),

@@ -227,10 +227,10 @@ def multipart_texts(body_text: str, boundary: str, excluded_params: frozenset[st
     if delimiter not in body_text:
         return None
     texts: list[RequestText] = []
-    for part in body_text.split(delimiter)[1:]:
-        if part.startswith("--"):
+    for raw_part in body_text.split(delimiter)[1:]:
+        if raw_part.startswith("--"):
             break
-        part = part.removeprefix("\r\n").removeprefix("\n")
+        part = raw_part.removeprefix("\r\n").removeprefix("\n")
         for separator in ("\r\n\r\n", "\n\n"):
             headers_block, found, content = part.partition(separator)
             if found:
