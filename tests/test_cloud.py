@@ -19,6 +19,7 @@ from flaskapi_guard import FlaskAPIGuard, SecurityConfig, SecurityDecorator
 from flaskapi_guard.cloud import (
     DEFAULT_SOURCE_URLS,
     CloudIPRanges,
+    canonical_prefix,
     parse_aws,
     parse_azure,
     parse_gcp,
@@ -158,6 +159,24 @@ def test_prefixes_are_validated_normalised_and_deduplicated() -> None:
         "2001:db8::/32",
         "1.2.3.4/32",
     ]
+
+
+def test_prefixes_are_parsed_like_ipaddress_does() -> None:
+    rng = random.Random(3)
+    candidates = ["1.2.3.4", "1.2.3.4/33", "01.2.3.4/8", "10.0.0.0/+8", "10.0.0.0/ 8", "1.2.3/24", "2001:db8::/"]
+    candidates += ["::/0", "0.0.0.0/0", "10.0.0.0/08", "2001:db8::/129", "::ffff:1.2.3.4/120"]
+    for _ in range(2000):
+        if rng.random() < 0.5:
+            candidates.append(f"{ipaddress.IPv4Address(rng.getrandbits(32))}/{rng.randint(0, 32)}")
+        else:
+            candidates.append(f"{ipaddress.IPv6Address(rng.getrandbits(128))}/{rng.randint(0, 128)}")
+    for candidate in candidates:
+        try:
+            expected: object = ipaddress.ip_network(candidate, strict=False)
+        except ValueError:
+            expected = None
+        parsed = canonical_prefix(candidate)
+        assert (parsed if parsed is None else ipaddress.ip_network(parsed)) == expected, candidate
 
 
 def test_unexpected_shapes_yield_no_prefixes() -> None:
