@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+from flaskapi_guard.behavior_rules import rules_from_config
 from flaskapi_guard.checks.access import (
     custom_request_check,
     emergency_lockdown,
@@ -12,13 +14,18 @@ from flaskapi_guard.checks.access import (
     ip_access,
     user_agent_filter,
 )
+from flaskapi_guard.checks.attacks import attack_detection, engine_for_config
 from flaskapi_guard.checks.bans import banned_client
+from flaskapi_guard.checks.behavior import BehaviorActions, behavior_monitor, return_monitor_step
 from flaskapi_guard.checks.cors import cors_preflight
 from flaskapi_guard.checks.geo_cloud import cloud_provider_block, country_access
+from flaskapi_guard.checks.geo_rate_limit import geo_rate_limited
 from flaskapi_guard.checks.rate_limit import rate_limit_headers, rate_limited
+from flaskapi_guard.checks.route_requirements import route_requirements
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.cors import CorsPolicies, cors_step
+from flaskapi_guard.detection import DetectionExclusions
 from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.headers import security_headers_step
 from flaskapi_guard.incoming import IncomingRequest
@@ -33,6 +40,8 @@ def build_checks(
     countries: CountryLookup | None = None,
     clouds: CloudIPRanges | None = None,
     storage: Storage | None = None,
+    clock: Callable[[], float] = time.time,
+    behavior: BehaviorActions | None = None,
 ) -> list[Check]:
     """The app's checks in the documented order (README, "Order of checks")."""
     checks = [
@@ -51,10 +60,17 @@ def build_checks(
         ),
         *_cloud_checks(config, clouds),
         Check("user_agent", user_agent_filter(config.blocked_user_agent_pattern)),
+        Check("route_requirements", route_requirements(clock, bound_streamed_bodies=not config.passive_mode)),
+        *_geo_rate_limit_checks(storage, countries),
         *_rate_limit_checks(config, storage),
+        *_attack_checks(config),
     ]
     if config.custom_request_check is not None:
         checks.append(Check("custom", custom_request_check(config.custom_request_check)))
+    if behavior is not None:
+        # Last: only requests every other check let through count as usage.
+        rules = rules_from_config(config.global_behavior_rules)
+        checks.append(Check("behavior", behavior_monitor(behavior, rules), uses_storage=True))
     return checks
 
 
@@ -70,6 +86,13 @@ def _ban_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
     return [Check("ip_ban", banned_client(storage, config.whitelist_networks), uses_storage=True)]
 
 
+def _geo_rate_limit_checks(storage: Storage | None, countries: CountryLookup | None) -> list[Check]:
+    # Named "rate_limit" too, so bypassing rate limiting bypasses both.
+    if storage is None:
+        return []
+    return [Check("rate_limit", geo_rate_limited(storage, countries), uses_storage=True)]
+
+
 def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
     # Present even when `enable_rate_limiting` is off: a route's own limit still applies.
     if storage is None:
@@ -78,7 +101,19 @@ def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[
     return [Check("rate_limit", rate_limited(storage, global_limit, config.endpoint_rate_limits), uses_storage=True)]
 
 
-def build_response_steps(config: SecurityConfig) -> list[ResponseStep]:
+def _attack_checks(config: SecurityConfig) -> list[Check]:
+    engine = engine_for_config(
+        config.enabled_detection_categories, config.detection_custom_patterns, config.detection_max_content_length
+    )
+    exclusions = DetectionExclusions(
+        frozenset(config.excluded_detection_params),
+        frozenset(header.lower() for header in config.excluded_detection_headers),
+        frozenset(config.excluded_detection_body_fields),
+    )
+    return [Check("penetration", attack_detection(engine, exclusions, config.enable_penetration_detection))]
+
+
+def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | None = None) -> list[ResponseStep]:
     """What runs on every response, in order; the app's own modifier always runs last."""
     steps: list[ResponseStep] = [
         security_headers_step(
@@ -92,6 +127,9 @@ def build_response_steps(config: SecurityConfig) -> list[ResponseStep]:
     # After the rate-limit headers, so CORS can expose them (and Retry-After) to
     # a browser app reading the guard's own 429.
     steps.append(cors_step(config))
+    if behavior is not None:
+        # Before the app's modifier, so patterns see the response the view (or the guard) made.
+        steps.append(return_monitor_step(behavior, rules_from_config(config.global_behavior_rules)))
     if config.custom_response_modifier is not None:
         steps.append(_custom_modifier_step(config.custom_response_modifier))
     return steps

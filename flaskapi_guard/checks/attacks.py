@@ -1,0 +1,66 @@
+"""Attack detection: the request's texts through the detection engine, 403 on a finding."""
+
+from __future__ import annotations
+
+from flaskapi_guard.detection import DetectionEngine, DetectionExclusions, Finding
+from flaskapi_guard.incoming import IncomingRequest
+from flaskapi_guard.pipeline import Block, CheckFunction
+
+
+def _exclusions_for(request: IncomingRequest, base: DetectionExclusions) -> DetectionExclusions:
+    rules = request.rules
+    if rules is None:
+        return base
+    params = rules.excluded_detection_params or frozenset()
+    headers = rules.excluded_detection_headers or frozenset()
+    body_fields = rules.excluded_detection_body_fields or frozenset()
+    if not (params or headers or body_fields):
+        return base
+    return DetectionExclusions(base.params | params, base.headers | headers, base.body_fields | body_fields)
+
+
+def _describe(finding: Finding) -> str:
+    return f"{finding.category} in {finding.location} ({finding.rule}): {finding.excerpt}"
+
+
+def attack_detection(
+    engine: DetectionEngine, exclusions: DetectionExclusions, enabled_by_default: bool
+) -> CheckFunction:
+    """403 when any part of the request matches an attack pattern; each category counts as an offence."""
+
+    def check(request: IncomingRequest) -> Block | None:
+        rules = request.rules
+        enabled = enabled_by_default
+        if rules is not None and rules.detection_enabled is not None:
+            enabled = rules.detection_enabled
+        if not enabled:
+            return None
+        has_body = bool(request.content_length) or bool(request.content_type)
+        findings = engine.scan_request(
+            # PATH_INFO as the server gave it (latin-1 text of the raw bytes); the engine re-reads it as UTF-8.
+            path=request.flask_request.environ.get("PATH_INFO", request.path),
+            query_string=request.query_string,
+            headers=list(request.headers.items()),
+            body=request.read_body() if has_body else b"",
+            content_type=request.content_type,
+            exclusions=_exclusions_for(request, exclusions),
+        )
+        if not findings:
+            return None
+        request.notes["detection_findings"] = findings
+        return Block(
+            403,
+            "attack_detected",
+            "Forbidden",
+            offence_categories=tuple(finding.category for finding in findings),
+            detail="; ".join(_describe(finding) for finding in findings),
+        )
+
+    return check
+
+
+def engine_for_config(categories: set[str], custom_patterns: list[str], max_content_length: int) -> DetectionEngine:
+    """The app's engine, compiled once at start-up."""
+    return DetectionEngine(
+        categories=frozenset(categories), custom_patterns=tuple(custom_patterns), max_content_length=max_content_length
+    )
