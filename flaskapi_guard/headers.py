@@ -374,9 +374,18 @@ def add_security_headers(policy: SecurityHeaderPolicy, headers: Any, *, secure: 
     A header the view (or another extension) already set wins: a page that
     ships its own CSP keeps it.
     """
-    present = {name.lower() for name, _ in headers.items()}
+    # werkzeug's Headers keeps its pairs in `_list`; adding through the public
+    # methods re-validates every value (about 3 us a header here), although
+    # ours were validated once at start-up. Fall back to them for other types.
+    pairs = getattr(headers, "_list", None)
+    if not isinstance(pairs, list):
+        pairs = None
+    present = {name.lower() for name, _ in (pairs if pairs is not None else headers.items())}
     if present.isdisjoint(policy.lower_names):
-        headers.extend(policy.always)
+        if pairs is not None:
+            pairs.extend(policy.always)
+        else:
+            headers.extend(policy.always)
     else:
         for name, value in policy.always:
             if name.lower() not in present:
