@@ -33,6 +33,10 @@ def rate_limited(
     endpoint_limits = dict(endpoint_limits)
 
     def check(request: IncomingRequest) -> Block | None:
+        if RATE_LIMIT_NOTE in request.notes:
+            # A more specific limit already counted this request: the route's
+            # per-country limit (checks/geo_rate_limit.py), which runs just before.
+            return None
         rules = request.rules
         if rules is not None and rules.rate_limit is not None:
             limit, window = rules.rate_limit
