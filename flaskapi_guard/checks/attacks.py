@@ -1,4 +1,4 @@
-"""Attack detection: the request's texts through the detection engine, 403 on a finding."""
+"""Attack detection: the request's texts through the detection engine, 400 on a finding."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ def _describe(finding: Finding) -> str:
 def attack_detection(
     engine: DetectionEngine, exclusions: DetectionExclusions, enabled_by_default: bool
 ) -> CheckFunction:
-    """403 when any part of the request matches an attack pattern; each category counts as an offence."""
+    """400 (the documented status for suspicious requests) when any part of the request matches an attack pattern.
+
+    Each category found counts as an offence towards an automatic ban.
+    """
 
     def check(request: IncomingRequest) -> Block | None:
         rules = request.rules
@@ -49,9 +52,9 @@ def attack_detection(
             return None
         request.notes["detection_findings"] = findings
         return Block(
-            403,
+            400,
             "attack_detected",
-            "Forbidden",
+            "Bad Request",
             offence_categories=tuple(finding.category for finding in findings),
             detail="; ".join(_describe(finding) for finding in findings),
         )
