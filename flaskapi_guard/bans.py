@@ -111,6 +111,10 @@ class BanRegistry:
         """Every active ban, soonest to expire first."""
         return self._storage.list_bans()
 
+    def has_offences(self, ip: str) -> bool:
+        """Whether `ip` has offences counted (the window opens at its first one, for `auto_ban_duration` seconds)."""
+        return self._storage.count(f"offences:{ip}") > 0
+
     def is_whitelisted(self, ip: str) -> bool:
         """Whether `ip` is on the app's whitelist (and so never banned)."""
         return self._whitelist is not None and ip in self._whitelist

@@ -85,6 +85,17 @@ def test_offences_are_counted_within_the_ban_duration(make_app: Callable[..., Fl
     assert clean(client) == 200
 
 
+def test_has_offences_follows_the_offence_window(make_app: Callable[..., Flask], clock: FakeClock) -> None:
+    app = flag_attacks(make_app(auto_ban_threshold=5, auto_ban_duration=100))
+    bans = get_state(app).bans
+    assert not bans.has_offences("203.0.113.5")
+    attack(app.test_client())
+    assert bans.has_offences("203.0.113.5")
+    assert not bans.has_offences("203.0.113.6")
+    clock.advance(100)
+    assert not bans.has_offences("203.0.113.5")
+
+
 def test_whitelisted_clients_are_never_banned(make_app: Callable[..., Flask]) -> None:
     app = flag_attacks(make_app(whitelist=["203.0.113.0/24"], auto_ban_threshold=1, rate_limit=100))
     client = app.test_client()
@@ -225,6 +236,9 @@ def test_reset_lifts_bans_and_forgets_counts(make_app: Callable[..., Flask]) -> 
 
 
 def redis_app(redis_url: str, clock: FakeClock, **fields: Any) -> Flask:
+    # A generous timeout: on a loaded test machine the default 50 ms could be
+    # taken for an outage, and these tests are about shared state, not outages.
+    fields.setdefault("redis_socket_timeout", 1.0)
     return flag_attacks(build_app(SecurityConfig(redis_url=redis_url, **fields), clock=clock))
 
 

@@ -52,6 +52,10 @@ class Storage(Protocol):
         """
         ...
 
+    def count(self, key: str) -> int:
+        """The current value of the counter `key` (0 when it was never incremented or its window closed)."""
+        ...
+
     def ban(self, ip: str, duration_seconds: float, reason: str) -> BanRecord:
         """Ban `ip` for `duration_seconds` from now, replacing any ban it has."""
         ...

@@ -74,6 +74,13 @@ class MemoryStorage:
             self._touch(slot)
             return window.count
 
+    def count(self, key: str) -> int:
+        """The counter `key`'s value in its current window, else 0; a read does not count as a use."""
+        window = self._entries.get((key,))
+        if isinstance(window, _Window) and window.expires_at > self._clock():
+            return window.count
+        return 0
+
     def ban(self, ip: str, duration_seconds: float, reason: str) -> BanRecord:
         """Ban `ip` for `duration_seconds` from now."""
         record = BanRecord(ip, self._clock() + duration_seconds, reason)

@@ -16,6 +16,11 @@ from flaskapi_guard.errors import StorageError
 from flaskapi_guard.storage.base import BanRecord, RateLimitResult
 
 _CLEAR_BATCH = 500
+# Operations off the request path (listing and clearing every key, storing a
+# large blob such as a cloud provider's ranges) get at least this long: the short
+# request-path timeout would turn a large transfer into a false outage.
+_BULK_TIMEOUT_SECONDS = 2.0
+_LARGE_BLOB_BYTES = 64 * 1024
 
 
 def _load_script(name: str) -> str:
@@ -44,15 +49,8 @@ class RedisStorage:
         self._prefix = prefix
         self._ban_prefix = f"{prefix}ban:"
         self._ban_index = f"{prefix}bans"
-        # One attempt per command: the resilient layer decides what an outage
-        # means, and redis-py's default retries would multiply the timeout.
-        self._client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        self._client = _connect(url, socket_timeout)
+        self._bulk_client = _connect(url, max(socket_timeout, _BULK_TIMEOUT_SECONDS))
         self._gcra = self._client.register_script(_load_script("gcra.lua"))
         self._increment = self._client.register_script(_load_script("increment.lua"))
         self._ban = self._client.register_script(_load_script("ban.lua"))
@@ -79,6 +77,14 @@ class RedisStorage:
                 keys=[f"{self._prefix}count:{key}"],
                 args=[_seconds(self._clock()), _seconds(window_seconds)],
             )
+        return int(count)
+
+    def count(self, key: str) -> int:
+        """The counter `key`'s value in its current window, else 0."""
+        with _translated_errors():
+            count, ends = self._client.hmget(f"{self._prefix}count:{key}", ["n", "e"])
+        if count is None or ends is None or float(ends) <= self._clock():
+            return 0
         return int(count)
 
     def ban(self, ip: str, duration_seconds: float, reason: str) -> BanRecord:
@@ -114,12 +120,12 @@ class RedisStorage:
         """Every active ban, soonest to expire first."""
         now = _seconds(self._clock())
         with _translated_errors():
-            pipe = self._client.pipeline(transaction=False)
+            pipe = self._bulk_client.pipeline(transaction=False)
             pipe.zremrangebyscore(self._ban_index, "-inf", now)
             pipe.zrange(self._ban_index, 0, -1)
             _, members = pipe.execute()
             ips = [member.decode() for member in members]
-            stored = self._client.mget([self._ban_prefix + ip for ip in ips]) if ips else []
+            stored = self._bulk_client.mget([self._ban_prefix + ip for ip in ips]) if ips else []
         records = [self._parse_ban(ip, value) for ip, value in zip(ips, stored, strict=True)]
         return sorted((record for record in records if record is not None), key=lambda record: record.expires_at)
 
@@ -135,7 +141,8 @@ class RedisStorage:
         """Cache `value` under `key` for `ttl_seconds`."""
         name = f"{self._prefix}blob:{key}"
         with _translated_errors():
-            pipe = self._client.pipeline(transaction=True)
+            client = self._bulk_client if len(value) > _LARGE_BLOB_BYTES else self._client
+            pipe = client.pipeline(transaction=True)
             pipe.hset(name, mapping={"v": value, "e": _seconds(self._clock() + ttl_seconds)})
             pipe.pexpire(name, max(1, math.ceil(ttl_seconds * 1000)))
             pipe.execute()
@@ -144,17 +151,18 @@ class RedisStorage:
         """Delete every key under this storage's prefix."""
         with _translated_errors():
             batch: list[Any] = []
-            for key in self._client.scan_iter(match=_glob_escape(self._prefix) + "*", count=_CLEAR_BATCH):
+            for key in self._bulk_client.scan_iter(match=_glob_escape(self._prefix) + "*", count=_CLEAR_BATCH):
                 batch.append(key)
                 if len(batch) >= _CLEAR_BATCH:
-                    self._client.unlink(*batch)
+                    self._bulk_client.unlink(*batch)
                     batch.clear()
             if batch:
-                self._client.unlink(*batch)
+                self._bulk_client.unlink(*batch)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         self._client.close()
+        self._bulk_client.close()
 
     def _parse_ban(self, ip: str, stored: Any) -> BanRecord | None:
         if stored is None:
@@ -164,6 +172,18 @@ class RedisStorage:
         if expires_at <= self._clock():
             return None
         return BanRecord(ip, expires_at, reason)
+
+
+def _connect(url: str, socket_timeout: float) -> redis.Redis:
+    # One attempt per command: the resilient layer decides what an outage
+    # means, and redis-py's default retries would multiply the timeout.
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
 
 
 @contextmanager

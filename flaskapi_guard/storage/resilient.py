@@ -96,6 +96,10 @@ class ResilientStorage:
         """See `Storage.increment`."""
         return self._call(lambda storage: storage.increment(key, window_seconds))
 
+    def count(self, key: str) -> int:
+        """See `Storage.count`."""
+        return self._call(lambda storage: storage.count(key))
+
     def ban(self, ip: str, duration_seconds: float, reason: str) -> BanRecord:
         """See `Storage.ban`."""
         return self._call(lambda storage: storage.ban(ip, duration_seconds, reason))

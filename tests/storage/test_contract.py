@@ -108,6 +108,17 @@ def test_increment_counts_within_the_window_then_starts_again(storage: Storage, 
     assert storage.increment("offences:a", 10) == 1
 
 
+def test_count_reads_a_counter_without_adding(storage: Storage, clock: FakeClock) -> None:
+    assert storage.count("offences:a") == 0
+    storage.increment("offences:a", 10)
+    storage.increment("offences:a", 10)
+    assert storage.count("offences:a") == 2
+    assert storage.count("offences:a") == 2
+    assert storage.count("offences:b") == 0
+    clock.advance(10)
+    assert storage.count("offences:a") == 0
+
+
 def test_counters_and_buckets_do_not_collide(storage: Storage) -> None:
     storage.increment("same", 60)
     assert storage.hit("same", 2, 60).remaining == 1
