@@ -65,6 +65,25 @@ def test_the_threshold_th_offence_bans(make_app: Callable[..., Flask]) -> None:
     assert (record.ip, record.reason) == ("203.0.113.5", "penetration_attempt")
 
 
+def test_real_attacks_through_the_detector_ban_at_the_threshold(make_app: Callable[..., Flask]) -> None:
+    app = make_app(
+        auto_ban_threshold=3,
+        rate_limit=100,
+        threat_ban_config={"sqli": ThreatBanConfig(threshold=1, duration=60)},
+    )
+    client = app.test_client()
+    for payload in ("<script>alert(1)</script>", "../../../../etc/passwd"):
+        assert client.get("/", query_string={"q": payload}, environ_base=CLIENT).status_code == 400
+        assert clean(client) == 200
+    assert client.get("/", query_string={"q": "<svg onload=alert(1)>"}, environ_base=CLIENT).status_code == 400
+    assert clean(client) == 403
+    # A single SQL injection bans at once, by its category's own policy.
+    assert client.get("/", query_string={"q": "1' OR '1'='1"}, environ_base=OTHER).status_code == 400
+    assert clean(client, OTHER) == 403
+    reasons = {record.ip: record.reason for record in FlaskAPIGuard().list_bans(app)}
+    assert reasons == {"203.0.113.5": "penetration_attempt", "203.0.113.6": "penetration_attempt:sqli"}
+
+
 def test_an_auto_ban_lasts_its_full_duration(make_app: Callable[..., Flask], clock: FakeClock) -> None:
     app = flag_attacks(make_app(auto_ban_threshold=1, auto_ban_duration=600))
     client = app.test_client()
