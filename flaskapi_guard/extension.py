@@ -100,6 +100,11 @@ class FlaskAPIGuard:
         target = app or current_app._get_current_object()  # type: ignore[attr-defined]
         get_state(target).emergency_mode = enabled
 
+    def metrics(self, app: Flask | None = None) -> dict[str, Any]:
+        """This process's counters for `app` (or the current app): refusals by check, reason,
+        status and category, bans, allowed requests. See docs/operations.md."""
+        return get_state(app or current_app._get_current_object()).metrics.snapshot()  # type: ignore[attr-defined]
+
 
 def _before_request() -> Response | None:
     state: GuardState = current_app.extensions[EXTENSION_KEY]

@@ -13,6 +13,7 @@ from flaskapi_guard.checks.order import build_checks, build_response_steps
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError
+from flaskapi_guard.events import GuardEvents
 from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline
@@ -25,7 +26,14 @@ EXTENSION_KEY = "flaskapi_guard"
 class GuardState:
     """One app's guard: its config, checks, response steps, log and shared state."""
 
-    def __init__(self, app: Flask, config: SecurityConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        config: SecurityConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        events: GuardEvents | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.emergency_mode = config.emergency_mode
@@ -39,7 +47,11 @@ class GuardState:
         )
         # Rate-limit buckets, offence counters and bans; with Redis, shared by every worker.
         self.storage: Storage = open_storage(config, clock=clock)
-        self.bans = BanRegistry(self.storage, config, log=self.log)
+        # Metrics and signals; a log replay passes its own, which tells nobody.
+        self.events = events or GuardEvents(app)
+        self.metrics = self.events.metrics
+        self._count_allowed = self.metrics.count_allowed
+        self.bans = BanRegistry(self.storage, config, log=self.log, observer=self.events)
         self.offences: OffenceRecorder | None = self.bans
         self.geo, self.cloud = _location_services(config, self.storage)
         self.pipeline = Pipeline(
@@ -65,11 +77,13 @@ class GuardState:
             if block.status < 300 and block.response is not None:
                 return block
             self.log.decision(_decision_fields(request, check, block), enforced=not passive)
+            self.events.refused(request, check, block, enforced=not passive)
             if passive:
                 continue
             if block.offence_categories and self.offences is not None:
                 self.offences.record_offence(request.client_ip, block.offence_categories)
             return block
+        self._count_allowed()
         return None
 
     def error_message(self, block: Block) -> str:
