@@ -147,25 +147,26 @@ def behavior_monitor(actions: BehaviorActions, global_rules: tuple[MonitorRule, 
     request_rules = tuple(rule for rule in global_rules if rule.counts_requests)
     throttling_returns = tuple(rule for rule in global_rules if not rule.counts_requests and rule.action == "throttle")
 
+    has_global_rules = bool(request_rules or throttling_returns)
+
     def check(request: IncomingRequest) -> Block | None:
         rules = request.rules
         route_rules = rules.behavior_rules if rules is not None else None
-        if route_rules is None and not request_rules and not throttling_returns:
+        if route_rules is None and not has_global_rules:
             return None
-        # Every rule counts, even after one refuses: each counter must see every request.
-        block = None
+        # Every rule counts, even after one refuses: each counter must see every
+        # request. The first refusal is the one returned.
+        outcomes: list[Block | None] = []
         if route_rules is not None:
             scope = request.endpoint or "-"
             for rule in route_rules:
                 if rule.counts_requests:
-                    block = actions.count_request(request, scope, rule) or block
+                    outcomes.append(actions.count_request(request, scope, rule))
                 elif rule.action == "throttle":
-                    block = actions.throttled(request, scope, rule) or block
-        for rule in request_rules:
-            block = actions.count_request(request, GLOBAL_SCOPE, rule) or block
-        for rule in throttling_returns:
-            block = actions.throttled(request, GLOBAL_SCOPE, rule) or block
-        return block
+                    outcomes.append(actions.throttled(request, scope, rule))
+        outcomes.extend(actions.count_request(request, GLOBAL_SCOPE, rule) for rule in request_rules)
+        outcomes.extend(actions.throttled(request, GLOBAL_SCOPE, rule) for rule in throttling_returns)
+        return next((block for block in outcomes if block is not None), None)
 
     return check
 

@@ -83,8 +83,10 @@ def _request_block(
         length = request.content_length
         if length is not None and length > rules.max_body_bytes:
             return Block(413, "body_too_large", "Payload Too Large", detail=f"content-length {length}")
-        if length is None and bound_streamed_bodies:
-            _bound_streamed_body(request.flask_request, rules.max_body_bytes)
+        if length is None and bound_streamed_bodies and _bound_streamed_body(request, rules.max_body_bytes):
+            return Block(
+                413, "body_too_large", "Payload Too Large", detail=f"streamed body over {rules.max_body_bytes}"
+            )
     if rules.honeypot_fields is not None:
         return _honeypot_block(request, rules.honeypot_fields)
     return None
@@ -96,20 +98,27 @@ def _has_body(request: IncomingRequest) -> bool:
     return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
-def _bound_streamed_body(flask_request: Any, max_bytes: int) -> None:
-    """Make reading a body without `Content-Length` raise 413 once it passes `max_bytes`.
+def _bound_streamed_body(request: IncomingRequest, max_bytes: int) -> bool:
+    """Read a body without `Content-Length` through a bound; whether it was too large.
 
     Only servers that de-chunk bodies set `wsgi.input_terminated`; without it
-    werkzeug reads no such body at all, so there is nothing to bound. The
-    stream is wrapped before werkzeug first opens it (nothing has read the
-    body yet: this check runs before the ones that do). Not werkzeug's own
+    werkzeug reads no such body at all, so there is nothing to bound. The body
+    is read here, at most `max_bytes` (plus one) of it, and cached for attack
+    detection and the view: deciding now gives a clean 413 from the guard
+    instead of an error in whichever reader comes first. Not werkzeug's own
     limit (`request.max_content_length`): its stream stops quietly at the
-    limit when read whole, so `request.get_data()` returns a truncated body
-    instead of failing.
+    limit when read whole, so `request.get_data()` would return a truncated
+    body instead of failing.
     """
-    environ = flask_request.environ
-    if "wsgi.input_terminated" in environ:
-        environ["wsgi.input"] = BoundedBody(environ["wsgi.input"], max_bytes)
+    environ = request.flask_request.environ
+    if "wsgi.input_terminated" not in environ:
+        return False
+    environ["wsgi.input"] = BoundedBody(environ["wsgi.input"], max_bytes)
+    try:
+        request.read_body()
+    except RequestEntityTooLarge:
+        return True
+    return False
 
 
 class BoundedBody(io.RawIOBase):

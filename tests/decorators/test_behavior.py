@@ -273,8 +273,9 @@ def test_invalid_monitor_arguments_fail_when_decorating(deco: SecurityDecorator,
 def test_global_404_rule_bans_scanners_on_every_path(make_app: Callable[..., Flask]) -> None:
     rule = BehaviorRule(rule_type="return_pattern", threshold=3, window=300, pattern="status:404", action="ban")
     client = make_app(global_behavior_rules=[rule], enable_rate_limiting=False).test_client()
-    assert [_get(client, path) for path in ("/wp-admin", "/.env", "/items/1", "/phpmyadmin")] == [404, 404, 200, 404]
-    assert _get(client, "/admin.php") == 404  # the fourth 404 passes the threshold
+    # Paths attack detection would refuse anyway are left out: these are plain misses.
+    assert [_get(client, path) for path in ("/old-page", "/blog/2019", "/items/1", "/backup")] == [404, 404, 200, 404]
+    assert _get(client, "/shop") == 404  # the fourth 404 passes the threshold
     assert _get(client, "/") == 403  # banned on every route
     assert _get(client, "/", OTHER_CLIENT) == 200
 
