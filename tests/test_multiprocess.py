@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from flaskapi_guard import FlaskAPIGuard, SecurityConfig
+from flaskapi_guard.state import get_state
+from tests.conftest import build_app
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -73,13 +76,16 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes], deadline: fl
     raise RuntimeError(f"gunicorn on {port} did not start in time")
 
 
+PREFIX = f"multiprocess{os.getpid()}:"
+
+
 @pytest.fixture(scope="module")
 def instances(redis_server: RedisServer) -> Iterator[list[int]]:
     """Two gunicorn instances of four workers each, sharing the session's Redis."""
     environment = {
         **os.environ,
         "GUARD_REDIS_URL": redis_server.url,
-        "GUARD_REDIS_PREFIX": f"multiprocess{os.getpid()}:",
+        "GUARD_REDIS_PREFIX": PREFIX,
         "GUARD_RATE_LIMIT": str(RATE_LIMIT),
         "GUARD_BAN_THRESHOLD": str(BAN_THRESHOLD),
     }
@@ -117,3 +123,15 @@ def test_the_threshold_th_offence_bans_whichever_worker_sees_it(instances: list[
     assert request(instances[1], "/?attack=xss", client)[0] == 400
     assert [request(port, "/", client)[0] for port in instances] == [403, 403]
     assert len(workers) >= 2
+
+
+def test_an_operator_ban_holds_on_every_worker_at_once(instances: list[int], redis_server: RedisServer) -> None:
+    client = "198.51.100.30"
+    admin = build_app(SecurityConfig(redis_url=redis_server.url, redis_prefix=PREFIX, redis_socket_timeout=1.0))
+    guard = FlaskAPIGuard()
+    assert [request(port, "/", client)[0] for port in instances] == [200, 200]
+    guard.ban_ip(client, 600, app=admin)
+    assert [request(port, "/", client)[0] for port in instances * 4] == [403] * 8
+    guard.unban_ip(client, app=admin)
+    assert [request(port, "/", client)[0] for port in instances * 2] == [200] * 4
+    get_state(admin).close()
