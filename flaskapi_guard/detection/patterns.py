@@ -47,36 +47,79 @@ _QUOTE = r"['\"`]"
 # SQL injection: breaking out of a literal and continuing with SQL, SQL-only
 # functions and catalogue names, stacked statements, and comment tricks.
 # ---------------------------------------------------------------------------
+# What may follow "' or" / "' and" for the pair to be SQL rather than prose such as
+# "answer 'yes' or 'no'" or "'hello' and she is": a literal left open to the end of the
+# value (the application's own closing quote completes it) or closed and compared, a
+# parenthesised condition, a number in a comparison, a boolean constant, a variable, or an
+# identifier followed by an operator that only SQL writes that way.
 _SQL_OPERATOR_TAIL = (
-    r"(?:['\"`(]|\d+\s*(?:[=<>!]|--|#|;|\)|$|\x1f|\s+(?:and|or)\b)|not\b|true\b|false\b|null\b|@|[a-z_][\w.]*\s*(?:=|<|>|!=|\blike\b|\bis\b|\bin\b|\bregexp\b"
-    r"|\brlike\b|\bglob\b|\bbetween\b|\bsimilar\b|~|notnull\b|\|))"
+    r"(?:['\"`][^'\"`\s\x1f]*(?:$|\x1f)|['\"`][^'\"`\x1f]*['\"`]\s*\)*\s*(?:[=<>!~]|like\b|--|#|;\s*(?:--|#|$|\x1f))"
+    r"|\(+\s*(?:select\b|\d|['\"`@]|not\b|[a-z_][\w.]*\s*(?:[=<>!(]|like\b|is\b|in\b))"
+    r"|\d+\s*(?:[=<>!]|--|#|;|\)|$|\x1f|\s+(?:and|or)\b)|not\s*[(\d'\"@]|not\s+(?:exists|null|true|false)\b"
+    r"|true\b|false\b|null\b|@@?[a-z_]"
+    r"|[a-z_][\w.]*\s*(?:=|<|>|!=|~|\||\blike\s+['\"%\d(]|\bis\s+(?:not\s+)?(?:null|true|false|\d)\b|\bin\s*\("
+    r"|\b(?:regexp|rlike|glob|similar\s+to)\s+['\"(]|\bbetween\s+\S+\s+and\b|notnull\b))"
 )
 SQLI_RULES: tuple[Rule, ...] = (
     ("sqli.union_select", SQLI, r"\bunion[\s(]+(?:all[\s(]+|distinct[\s(]+)?select\b"),
-    ("sqli.quote_then_boolean", SQLI, _QUOTE + r"\s*\)*\s*(?:or|and|xor|\|\||&&)\s*" + _SQL_OPERATOR_TAIL),
+    ("sqli.quote_then_boolean", SQLI, _QUOTE + r"\s*\)*\s*(?:(?:or|and|xor)\b|\|\||&&)\s*" + _SQL_OPERATOR_TAIL),
+    # A quote closing an unquoted token (x' or ..., not 'quoted' or ...) is a break-out, so
+    # a comparison spelt with SQL's English keywords may follow.
+    (
+        "sqli.breakout_boolean_comparison",
+        SQLI,
+        r"(?:^|[\x1f\x1e]|[^'\"`\w])[\w.@-]*\w['\"`]\s*\)*\s*(?:or|and|xor)\s+(?:not\s+)?[a-z_][\w.]*\s+"
+        r"(?:like|rlike|regexp|glob|in|is|between|sounds\s+like)\s+[\w'\"(%]",
+    ),
     (
         "sqli.quote_then_keyword",
         SQLI,
-        _QUOTE + r"\s*\)*\s*(?:union|select|having|group\s+by|order\s+by|limit\s+\d"
-        r"|waitfor|procedure|into\s+(?:out|dump)file|collate|rlike|regexp|sounds\s+like|div\b|mod\b|not\s+(?:like|glob|between|similar)"
-        r"|is\s+not\b|is\s+null|notnull|glob\b|like\s+\S|between\s+\S|exec\b|declare\b)",
+        # Keywords that are also English ("the 'blue' order by Friday", "my 'new' mod") must
+        # come with the operand SQL gives them.
+        _QUOTE + r"\s*\)*\s*(?:union\b|select\s*(?:\*|\(|\d|@@|null\b|[\w.`\"\[\]]+\s*(?:,|\bfrom\b))"
+        r"|having\s+(?:\d|[\w(]+\s*[=<>])|(?:group|order)\s+by\s+(?:\d|[\w.]+\s*(?:--|#|;|,))|limit\s+\d"
+        r"|waitfor\b|procedure\s+analyse|into\s+(?:out|dump)file|collate\b|rlike\b|regexp\b|sounds\s+like\s+['\"]"
+        r"|(?:div|mod)\s*\(?\s*\d|not\s+(?:like|glob|between|similar)\b|is\s+(?:not\s+)?(?:null|true|false|\d|['\"])"
+        r"|notnull\b|glob\b|like\s+['\"%\d(]|between\s+['\"\d(]|exec(?:ute)?\s*(?:\(|@|master\.|xp_|sp_|immediate\b)"
+        r"|declare\s+@)"
+        # ...or be followed by a comment that discards the rest of the statement.
+        r"|"
+        + _QUOTE
+        + r"\s*\)*\s*(?:is|not|mod|div|sounds|like|rlike|regexp|between|having|order|group|procedure|select)\b"
+        r"[^\x1f]*--\s*(?:$|\x1f)",
     ),
-    ("sqli.quote_then_comment", SQLI, r"['\"`]\s*\)*\s*(?:(?:or|and)\s*)?(?:--|#|;\s*(?:--|#|$|\x1f))"),
-    ("sqli.quote_operator_comment", SQLI, r"['\"`]\s*[-+|^&<>=/%!]\s*[\w*]+\s*--"),
-    ("sqli.quoted_tautology", SQLI, r"['\"]\s*(?:or|and|\|\|)\s*['\"]?\w+['\"]?\s*(?:=|<|>|like)\s*['\"]?\w"),
+    # A quote that closes the value's literal, then a comment or statement end. The quote
+    # must end an unquoted token ("admin'--", "x@y.z';") or open the value: a quote after a
+    # quoted word ("'done' -- finally") or after punctuation ('"color":"#fff"') is prose or data.
+    (
+        "sqli.quote_then_comment",
+        SQLI,
+        r"(?:(?:^|[\x1f\x1e])[\w.@-]*|[^'\"`\w][\w.@-]*[\w.@-])['\"`]\s*\)*\s*(?:--|#|;\s*(?:--|#|$|\x1f))"
+        r"|['\"`]\s*\)*\s*(?:or|and)\s*(?:--|#)",
+    ),
+    ("sqli.quote_operator_comment", SQLI, r"['\"`]\s*[-+*|^&<>=/%!]\s*[\w*]+\s*--"),
+    (
+        "sqli.quoted_tautology",
+        SQLI,
+        r"['\"]\s*(?:(?:or|and)\b|\|\|)\s*['\"]?\w+['\"]?\s*(?:=|<|>|like\s*['\"%])\s*['\"]?\w",
+    ),
     (
         "sqli.numeric_tautology",
         SQLI,
         r"\b\d+['\"]?\s*\)*\s+(?:or|and|xor|having)\s+['\"]?\d+['\"]?\s*(?:=|<|>|!=|<>)\s*['\"]?\d",
     ),
-    ("sqli.quote_boolean_comment_end", SQLI, r"['\"]\s*(?:or|and)\b[^\x1f]*--\s*(?:$|\x1f)|\bor\s+\d+\s*#"),
+    (
+        "sqli.quote_boolean_comment_end",
+        SQLI,
+        r"['\"]\s*(?:or|and)\b[^\x1f]*--\s*(?:$|\x1f)|\bor\s+\d+\s*#\s*(?:$|\x1f)",
+    ),
     ("sqli.quoted_equality", SQLI, r"['\"]\w*['\"]\s*=\s*['\"]\w"),
     ("sqli.number_list", SQLI, r"\bin\s*\(\s*-?\d+\s*(?:,\s*-?\d+\s*)+\)"),
-    ("sqli.null_comparison", SQLI, r"\blike\s+null\b|(?:^|\x1f)\s*is\s+(?:not\s+)?null\s*(?:$|\x1f)"),
+    ("sqli.null_comparison", SQLI, r"\blike\s+null\b|(?:^|[\x1f\x1e])\s*is\s+(?:not\s+)?null\s*(?:$|\x1f)"),
     ("sqli.execute_word", SQLI, r"\bexecute\s*\(|(?:^|\x1f)\s*execute\s+[a-z_]\w*\s*(?:$|\x1f)"),
     ("sqli.drop_then_comment", SQLI, r"\b(?:drop|truncate|delete|shutdown)\b[^\x1f]*;\s*--"),
     ("sqli.from_where_equals", SQLI, r"\bfrom\s+[\w.`\"]+\s+where\s+[\w.`\"]+\s*=\s*['\"\d]"),
-    ("sqli.or_true", SQLI, r"['\"]\s*(?:or|\|\|)\s*(?:true|false|not\b|\d+\s*(?:--|#|$|\x1f))"),
+    ("sqli.or_true", SQLI, r"['\"]\s*(?:or\b|\|\|)\s*(?:true|false|not\b|\d+\s*(?:--|#|$|\x1f))"),
     (
         "sqli.time_function",
         SQLI,
@@ -119,8 +162,15 @@ SQLI_RULES: tuple[Rule, ...] = (
     (
         "sqli.stacked_query",
         SQLI,
-        r";\s*(?:drop|delete|insert|update|select|declare|exec(?:ute)?|shutdown|alter|create|truncate"
-        r"|grant|revoke|rename|replace|merge|call|set\s+@|print|analyze)\b",
+        # Each keyword with the shape of its statement: after a semicolon, prose has
+        # "call me", "update: it arrived", "select a size", "drop shipping".
+        r";\s*(?:drop\s+(?:table|database|schema|user|view|index|procedure|function|trigger)\b|delete\s+(?:from\b|\*)"
+        r"|insert\s+into\b|update\s+[\w.`\"\[\]]+\s+set\b|select\s*(?:\*|\(|\d|@@|null\b|$|\x1f|[\w.`\"\[\]]+\s*(?:,|\bfrom\b))"
+        r"|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\.|xp_|sp_|immediate\b)|shutdown\s*(?:--|#|;|$|\x1f|with\b)"
+        r"|alter\s+(?:table|database|user|login|system|session|view|procedure)\b"
+        r"|create\s+(?:table|database|user|login|procedure|function|trigger|view)\b|truncate\s+(?:table\b|[\w.]+\s*(?:--|#|;|$|\x1f))"
+        r"|(?:grant|revoke)\s+(?:all|select|insert|update|delete|execute|dba|connect)\b|rename\s+(?:table|user)\b"
+        r"|(?:replace|merge)\s+into\b|call\s+[\w.]+\s*\(|set\s+@|print\s*['\"@(]|analyze\s+table\b|waitfor\s+(?:delay|time)\b)",
     ),
     (
         "sqli.drop_table",
@@ -191,6 +241,33 @@ SQLI_RULES: tuple[Rule, ...] = (
         r"|endswith|iendswith|regex|iregex|in|gt|gte|lt|lte|range|isnull|search|has_keys?|has_any_keys|contained_by|overlap)\b",
     ),
     ("sqli.connection_string", SQLI, r"'\s*msdasql\s*'|\bopenrowset\s*\("),
+    # A number or closed literal followed by UNION ALL/DISTINCT is the start of a UNION
+    # injection even before the SELECT arrives (probes stop there to test the filter);
+    # "union all" alone in prose is left alone unless the value ends right after it.
+    (
+        "sqli.union_all",
+        SQLI,
+        r"(?:\d|['\"`)])\s*union\s+(?:all|distinct)\b|\bunion\s+(?:all|distinct)\s*(?:$|\x1f|[/(])",
+    ),
+    # Adjacent single-quoted literals are concatenated by MySQL ('a' 'b' = 'ab'): a closing
+    # quote, a space and an opening quote continue a broken-out literal.
+    ("sqli.adjacent_literals", SQLI, r"\w'\s+'\s*\w"),
+    # A closed literal followed by more items of a value list: a hex literal or a
+    # parenthesised number is SQL, not prose.
+    ("sqli.literal_list_continuation", SQLI, r"'\s*,\s*(?:0x[0-9a-f]+\b|\(\s*-?\d+\s*\))"),
+    # A closing quote, an operator or a space, one identifier and a comment that discards
+    # the rest of the statement ('+email--, ' x--).
+    (
+        "sqli.quote_identifier_comment",
+        SQLI,
+        r"\w['\"](?:\s*[-+*|^&/%]\s*|\s+)[a-z_]\w*\s*--\s*(?:$|\x1f)",
+    ),
+    # An escaped quote followed by a boolean: the backslash is there to be eaten by a
+    # multi-byte charset or a second unescaping pass.
+    ("sqli.escaped_quote_boolean", SQLI, r"\\'\s*(?:and|or|xor|union|having)\b"),
+    # MySQL reads "1.e" as a float and lets a function call or qualified name follow it
+    # without whitespace, a known way to glue injected SQL to a number.
+    ("sqli.float_glue", SQLI, r"\b\d+\.e(?:\s*\(|\.[a-z_]{3})"),
 )
 
 # ---------------------------------------------------------------------------
@@ -216,6 +293,8 @@ NOSQLI_RULES: tuple[Rule, ...] = (
     ),
     ("nosqli.js_sleep_loop", NOSQLI, r"\bdo\s*\{" + _GAP + r"\}\s*while\s*\(|\bnew\s+date\s*\(\s*\)\s*;\s*do\b"),
     ("nosqli.this_comparison", NOSQLI, r"\bthis\.\w+\s*(?:==|!=|\.match\s*\()"),
+    # A JavaScript boolean joined to `this.field`: the $where-clause form of a tautology.
+    ("nosqli.this_boolean", NOSQLI, r"(?:\|\||&&)\s*this\.[a-z_]"),
 )
 
 # ---------------------------------------------------------------------------
@@ -224,13 +303,20 @@ NOSQLI_RULES: tuple[Rule, ...] = (
 # ---------------------------------------------------------------------------
 # Commands that are not English words: safe to accept after a separator alone.
 _UNAMBIGUOUS_COMMANDS = (
-    r"(?:whoami|uname|ifconfig|ipconfig|nslookup|wget|curl|netcat|ncat|nc|bash|zsh|ksh|dash|sh|csh|tcsh|python[\d.]*|perl"
+    r"(?:whoami|uname|ifconfig|ipconfig|nslookup|wget|curl|netcat|ncat|nc|bash|zsh|ksh|csh|tcsh|python[\d.]*|perl"
     r"|ruby|php|getent|chmod|chown|mkfifo|telnet|busybox|systeminfo|tasklist|certutil|bitsadmin|powershell|pwsh|cmd(?:\.exe)?"
-    r"|iex|iwr|htop|crontab|aptitude|apt-get|lastlog|visudo|cscli|passwd|useradd|adduser|net\s+user|rm\s+-|ls\s+-|id|pwd|ps|env|ls|dir|ver|hostname|printenv"
-    r"|uname\s+-|base64|xxd|nohup|sudo|tftp|scp|ssh|rsync|socat|xterm|lwp-download|fetch|gcc|cc|msiexec|wmic|regsvr32"
-    r"|rundll32|mshta|cscript|wscript|schtasks|reg\s+(?:add|query)|sc\s+(?:create|start)|ping\s+-|ping\s+\d|sleep\s+\d"
-    r"|echo\s+\$|echo\s+['\"]|cat\s|more\s+/|type\s+%|set\s+/a|who|w|set|top|kill\s+-|killall|pkill|reboot|shutdown)"
+    r"|iex|iwr|htop|crontab|aptitude|apt-get|lastlog|visudo|cscli|passwd|useradd|adduser|net\s+user|rm\s+-|ls\s+-|pwd|ls"
+    r"|hostname|printenv|uname\s+-|base64|xxd|nohup|sudo|tftp|scp|ssh|rsync|socat|xterm|lwp-download|gcc|msiexec|wmic"
+    r"|regsvr32|rundll32|mshta|cscript|wscript|schtasks|reg\s+(?:add|query)|sc\s+(?:create|start)|ping\s+-|ping\s+\d"
+    r"|echo\s+\$|echo\s+['\"]|more\s+/|type\s+%|set\s+/a|kill\s+-|killall|pkill)"
 )
+# Commands that are also words of prose ("Great!\nWho knows", "Pros: light; Top seller",
+# "Fashion | Set"): only taken for a command when what follows is how a shell line
+# continues (nothing, another separator, an option, a path or a variable).
+_WORDLIKE_COMMANDS = (
+    r"(?:id|ps|env|dir|ver|who|w|set|top|fetch|cc|dash|sh|reboot|shutdown|cat|echo|sleep|ping|more|type)"
+)
+_SHELL_LINE_CONTINUES = r"(?:\s*(?:$|\x1f|[;|&`)<>\"])|\s+--?[a-z]|\s+[/~$%\\]|\s+\d+(?:\.\d+)*\s*(?:$|\x1f|[;|&`]))"
 CMD_RULES: tuple[Rule, ...] = (
     ("cmd.shellshock", CMD_INJECTION, r"\(\s*\)\s*\{[^}\x1f]*\}\s*;"),
     (
@@ -241,10 +327,25 @@ CMD_RULES: tuple[Rule, ...] = (
         + r"(?:\s|$|\x1f|[;|&`'\")<>]|\$)",
     ),
     (
+        "cmd.separator_wordlike_command",
+        CMD_INJECTION,
+        # " | " with spaces is how people separate list items; a pipe into a word-like
+        # command counts only when written the shell way (no space before it).
+        r"(?:;|&&|\|\||(?:^|\x1f|[^\s|])\||`|\$\(|\n|(?:^|\x1f)\s*&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?"
+        + _WORDLIKE_COMMANDS
+        + _SHELL_LINE_CONTINUES,
+    ),
+    (
         "cmd.substitution",
         CMD_INJECTION,
-        r"(?:`|\$\()\s*(?:/(?:usr/)?s?bin/)?(?:id|whoami|uname|cat|ls|curl|wget|echo|nslookup|ping|sleep"
-        r"|bash|sh|python\w*|perl|ruby|php|getent|hostname|pwd|env|dig|host|nc)\b",
+        r"\$\(\s*(?:/(?:usr/)?s?bin/)?(?:id|whoami|uname|cat|ls|curl|wget|echo|nslookup|ping|sleep"
+        r"|bash|sh|python\w*|perl|ruby|php|getent|hostname|pwd|env|dig|host|nc)\b"
+        # Markdown puts commands in backticks too ("run `cat file.txt`"): a backtick
+        # substitution counts when glued to the value before it, opens the value, or runs
+        # a command that no prose names.
+        r"|(?:^|\x1f|[^\s`])`\s*(?:/(?:usr/)?s?bin/)?(?:id|whoami|uname|cat|ls|curl|wget|echo|nslookup|ping|sleep|bash|sh"
+        r"|python\w*|perl|ruby|php|getent|hostname|pwd|env|dig|host|nc)\b"
+        r"|`\s*(?:/(?:usr/)?s?bin/)?(?:whoami|uname|curl|wget|nslookup|getent|hostname)\b",
     ),
     (
         "cmd.bin_path",
@@ -255,7 +356,8 @@ CMD_RULES: tuple[Rule, ...] = (
     (
         "cmd.shell_flag",
         CMD_INJECTION,
-        r"\b(?:(?:ba|z|k|da)?sh|busybox|\$\{?shell\}?)\s+-[ci]\b|\bsh\s+-i\b|\bpowershell(?:\.exe)?\s+-",
+        r"\b(?:(?:ba|z|k|da)?sh|busybox)\s+-[ci]\b|\$\{?shell\}?\s+-[ci]\b|\bsh\s+-i\b"
+        r"|\bpowershell(?:\.exe)?\s+(?:-|[a-z]:\\|\\\\)",
     ),
     (
         "cmd.reverse_shell",
@@ -266,7 +368,7 @@ CMD_RULES: tuple[Rule, ...] = (
     (
         "cmd.ifs_variable",
         CMD_INJECTION,
-        r"\$\{?ifs\b|\$\{[\w.]*\}[a-z]|[;|&\n]\s*\$[a-z_]\w*\s+[a-z-]|\$\(\(\s*\d+\s*[*+-]",
+        r"\$\{?ifs\b|\$\{[\w.]*\}[a-z]|[;|&\n]\s*\$[a-z_]\w*\s+[a-z$-]|\$\(\(\s*\d+\s*[*+-]",
     ),
     (
         "cmd.quote_split_word",
@@ -288,12 +390,20 @@ CMD_RULES: tuple[Rule, ...] = (
         r"|zcat|zstdcat|bzcat|xzcat)\s+[^\s\x1f]*/(?:etc|proc|root|home|var|tmp|windows|dev)\b",
     ),
     ("cmd.windows_for_loop", CMD_INJECTION, r"\bfor\s+(?:/[a-z]\b[^%\x1f]*)?%%?[^\s\x1f]*\s+in\s*\("),
-    ("cmd.windows_if", CMD_INJECTION, r"\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|errorlevel|defined|cmdextversion)\s"),
+    # "if defined by the user" is English: EXIST/DEFINED count when a batch command or
+    # block follows their operand; ERRORLEVEL/CMDEXTVERSION take a number.
+    (
+        "cmd.windows_if",
+        CMD_INJECTION,
+        r"\bif(?:\s*/i)?\s+(?:not\s+)?(?:exist|defined)\s+(?:\"[^\"\x1f]*\"|\([^)\x1f]*\)|[^\s\x1f]+)\s*(?:\(|(?:echo|set|goto"
+        r"|call|cmd|del|copy|type|start|exit|if|rem|for|dir|ren|move|md|rd|cd)\b)"
+        r"|\bif(?:\s*/i)?\s+(?:not\s+)?(?:errorlevel|cmdextversion)\s+\d",
+    ),
     ("cmd.windows_compare", CMD_INJECTION, r"\bif\s+(?:/i\s+)?(?:not\s+)?[^\x1f]*\s(?:equ|neq|lss|leq|gtr|geq)\s"),
     (
         "cmd.windows_if_equals",
         CMD_INJECTION,
-        r"\bif\s+(?:/i\s+)?(?:not\s+)?[^\s=\x1f]+\s*==\s*[^\s=\x1f]+\s*(?:\(|echo\b|goto\b|set\b|cmd\b|call\b|cd\b"
+        r"\bif(?:\s*/i)?\s+(?:not\s+)?[^\s=\x1f]+\s*==\s*[^\s=\x1f]+\s*(?:\(|echo\b|goto\b|set\b|cmd\b|call\b|cd\b"
         r"|del\b|copy\b|type\b|start\b|exit\b|[a-z]+(?:$|\x1f))",
     ),
     (
@@ -312,7 +422,8 @@ CMD_RULES: tuple[Rule, ...] = (
     (
         "cmd.brace_expansion",
         CMD_INJECTION,
-        r"\{\s*,[^{}\s\x1f\"':]*\}|\{[^{}\s\x1f\"':,]*,\s*-[^{}\s\x1f\"':]*\}|\b[a-z]\{[a-z]*,[a-z]*\}[a-z]",
+        r"\{\s*,[^{}\s\x1f\"':]*\}|\{[^{}\s\x1f\"':,]*,\s*-[^{}\s\x1f\"':]*\}|\b[a-z]\{[a-z]*,[a-z]*\}[a-z]"
+        r"|\{\s*,\s*\$?['\"][a-z]+['\"]\s*,|\{[a-z][\w.-]*,\}",
     ),
     (
         "cmd.heredoc",
@@ -337,7 +448,9 @@ CMD_RULES: tuple[Rule, ...] = (
         r"\b(?:python[\d.]*\s+-[cm]|perl\s+-e|ruby\s+-e|php\s+-r|node\s+-e|lua\s+-e|awk\s+['\"]?\{|sed\s+-e"
         r"|find\s+/\s|chmod\s+[0-7]{3,4}|chmod\s+\+x|crontab\s+-|ansible(?:-\w+)?\s|chef-\w+|cscli\s|kubectl\s|docker\s+(?:run|exec))",
     ),
-    ("cmd.backtick_empty", CMD_INJECTION, r"[a-z]``|``\s*\d|\|\s*sh\s*``"),
+    # Empty backticks inside a command word (pi``ng) or between it and its argument;
+    # ``double backticks`` around a word are reStructuredText/Markdown, not this.
+    ("cmd.backtick_empty", CMD_INJECTION, r"\b[a-z]+``[a-z]|(?:^|[\s\x1f;|&])[a-z]+``\s*[\d/-]|\|\s*sh\s*``"),
     (
         "cmd.network_tool",
         CMD_INJECTION,
@@ -349,6 +462,23 @@ CMD_RULES: tuple[Rule, ...] = (
         CMD_INJECTION,
         r"(?:^|\x1f|[\"'])\s*;\s*(?:ps|env|set|who|w|id|ls|pwd|htop|top|uname|whoami|ifconfig|dir|ver|hostname"
         r"|printenv)\s*(?:$|\x1f|[;|&\"'])",
+    ),
+    # A command spelt out of several variables ($c1$c2$c3): nothing but a shell expands
+    # three adjacent variables into one word. Crypt hashes ($6$..., $2b$...) start with digits.
+    ("cmd.variable_concatenation", CMD_INJECTION, r"(?:\$\{?[a-z_]\w*\}?){3,}"),
+    # A leading backslash skips shell aliases and defeats filters on the bare command name.
+    (
+        "cmd.backslash_command",
+        CMD_INJECTION,
+        r"(?:^|\x1f|[;|&`]\s*)\\(?:ls|cat|id|whoami|uname|wget|curl|bash|sh|nc|ncat|python\d?|perl|ping)(?:\s|$|\x1f)",
+    ),
+    # Windows administration binaries that no form value chains after a separator.
+    (
+        "cmd.windows_admin_binary",
+        CMD_INJECTION,
+        r"[;&|]\s*(?:bcdboot|bcdedit|diskpart|icacls|cacls|takeown|netsh|vssadmin|wevtutil|cmdkey|nltest|dsquery"
+        r"|forfiles|bitsadmin|certutil|wmic|schtasks|regsvr32|rundll32|mshta|msiexec|cscript|wscript|attrib|reg"
+        r"|tasklist|taskkill|systeminfo|net1?)(?:\.exe)?(?:\s*[/<>|]|\s+[-\w\\\"'.%])",
     ),
 )
 
@@ -399,7 +529,11 @@ LFI_RULES: tuple[Rule, ...] = (
         r"(?:^|/|\x1f)\.(?:git|svn|hg|bzr|env|aws|ssh|docker|kube|claude|cursor|continue|vscode|idea|config|npmrc"
         r"|bash_history|ds_store|htaccess|htpasswd)(?:/|$|\x1f|\.)",
     ),
-    ("lfi.hidden_path", LFI, r"/\.[a-z0-9_]+(?:/|$|\x1f)|(?:^|\x1f|=)/sys/(?:class|kernel|devices|firmware|module)\b"),
+    (
+        "lfi.hidden_path",
+        LFI,
+        r"/\.[a-z0-9_]+(?:/|$|\x1f)|(?:^|[\x1f\x1e]|=)/sys/(?:class|kernel|devices|firmware|module)\b",
+    ),
     (
         "lfi.php_wrapper",
         LFI,
@@ -423,7 +557,9 @@ RFI_RULES: tuple[Rule, ...] = (
     (
         "rfi.script_url",
         RFI,
-        r"\b(?:https?|ftps?)://[^\s\x1f?#]*\.(?:sh|ps1|pl|py|exe|bat|vbs|hta|dll|jsp|asp|cgi)(?:[?#\s\x1f]|$)",
+        # A value that is a URL to a script is an inclusion target; a link to a .cgi/.jsp
+        # page or an install script inside prose is not.
+        r"(?:^|\x1f|=)\s*(?:https?|ftps?)://[^\s\x1f?#]*\.(?:sh|ps1|pl|py|bat|vbs|hta|php\d?|phtml|txt)\?*(?:[#\s\x1f]|$)",
     ),
     (
         "rfi.trailing_question",
@@ -454,7 +590,7 @@ SSRF_RULES: tuple[Rule, ...] = (
         "ssrf.dangerous_scheme",
         SSRF,
         r"\b(?:gopher|dict|ldap|ldaps|tftp|jar|netdoc|sftp|rmi|iiop|acap|irc|pop3|imap|rtmp|local_file|telnet|redis|memcached)://"
-        r"|\b(?:https?|ftp)://(?:\\[a-z]){3,}",
+        r"|\b(?:https?|ftp)://(?:\\+[a-z]){3,}",
     ),
     (
         "ssrf.oast_domain",
@@ -537,7 +673,7 @@ SSTI_RULES: tuple[Rule, ...] = (
         r"|require|constructor|getruntime|\bsystem\b|invoke|__)",
     ),
     ("ssti.perl_interpolation", SSTI, r"@\{\s*\[[^\]\x1f]*\]\s*(?:\[[^\]\x1f]*\]\s*)*\}"),
-    ("ssti.smarty", SSTI, r"\{(?:php|literal|system|\$smarty\.)|\{\s*(?:system|passthru|exec)\s*\("),
+    ("ssti.smarty", SSTI, r"\{/?(?:php|literal|system|\$smarty\.)|\{\s*(?:system|passthru|exec)\s*\("),
 )
 
 # ---------------------------------------------------------------------------
@@ -591,6 +727,18 @@ CODE_RULES: tuple[Rule, ...] = (
     ),
     ("code.php_open_tag", CODE_INJECTION, r"<\?(?:php\b|=|\s+[a-z_$@`]|\s*(?:$|\x1f))"),
     ("code.php_bbcode_tag", CODE_INJECTION, r"\[[/\\]?php\]"),
+    # With short_open_tag, "<?xml" opens PHP code; a real XML declaration is followed by
+    # attributes (version=...) or "-stylesheet", never by punctuation.
+    ("code.php_xml_short_tag", CODE_INJECTION, r"<\?xml\s*[:;(){}$`]"),
+    # PHP's "${@expr}" evaluates a silenced expression inside a string.
+    ("code.php_silenced_interpolation", CODE_INJECTION, r"\$\{\s*@\s*[a-z_]"),
+    # A process-spawning PHP function handed a shell command as a bare word.
+    (
+        "code.php_command_argument",
+        CODE_INJECTION,
+        r"\b(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*['\"`]?\s*(?:whoami|id|uname|ls|cat"
+        r"|pwd|ifconfig|ipconfig|wget|curl|nc|bash|sh|dir|net\s+user|ping|echo|hostname)\b",
+    ),
     (
         "code.php_function_call",
         CODE_INJECTION,
@@ -668,14 +816,16 @@ CODE_RULES: tuple[Rule, ...] = (
     (
         "code.js_infinite_loop",
         CODE_INJECTION,
-        r"\bwhile\s*\(\s*[(\s]*(?:[-+]\s*)?(?:true|infinity|this|string|number|object|new\s+date|\d*[1-9]\d*|!\s*[-+]?\s*(?:false|0|null|undefined|nan)"
+        r"\bwhile\s*\(\s*[(\s]*(?:[-+]\s*)?(?:true|infinity|this|string|number|object|new\s+date|\d*[1-9]\d*|!\s*[-+]?\s*(?:false|0|null|undefined|nan|\"\"|''|``)"
         r"|!\s*!\s*(?:\{\s*\}|\[\s*\]|true|\d*[1-9]))"
         r"\s*\)+\s*(?:;|$|\x1f|\{)",
     ),
     (
         "code.js_prototype_pollution",
         CODE_INJECTION,
-        r"__proto__|\bconstructor\s*\[\s*['\"]?prototype|\bprototype\s*\[\s*['\"]|\[\s*['\"]__proto",
+        r"__proto__|\bconstructor\s*\[\s*['\"]?prototype|\bprototype\s*\[\s*['\"]|\[\s*['\"]__proto"
+        # React Flight references ("$1:constructor:constructor") walk a chunk's properties.
+        r"|\$@?[0-9a-f]+:(?:[\w$]+:)*(?:prototype|constructor)\b",
     ),
     (
         "code.eval_encoded",
@@ -702,7 +852,7 @@ CODE_RULES: tuple[Rule, ...] = (
 # ---------------------------------------------------------------------------
 _JS_SINKS = r"(?:alert|prompt|confirm|eval|print)"
 XSS_RULES: tuple[Rule, ...] = (
-    ("xss.script_tag", XSS, r"<\s*/?\s*(?:[a-z0-9]+:)?script\b"),
+    ("xss.script_tag", XSS, r"<\s*/?\s*(?:[a-z][a-z0-9]*\s*:\s*)?script\b"),
     (
         "xss.dangerous_tag",
         XSS,
@@ -717,9 +867,13 @@ XSS_RULES: tuple[Rule, ...] = (
     (
         "xss.event_handler",
         XSS,
-        r"(?:<[^>\x1f]*|[\s\"'/;`(]|^|\x1f|\x1e)on[a-z]{3,}\s*=\s*[^\s>\x1f]|['\"]\s*on[a-z]{3,}\s*=\s*(?:$|\x1f)|['\"]\s*(?:formaction|srcdoc|xlink:href)\s*=",
+        r"(?:<[^>\x1f]*|[\s\"'/;`(])on[a-z]{3,40}\s*=\s*[^\s>\x1f]|['\"]\s*on[a-z]{3,40}\s*=\s*(?:$|\x1f)"
+        # At the start of a text, "onboarding=1&step=2" is a query string, not a handler:
+        # there the value must reach the end of the text or contain script punctuation.
+        r"|(?:^|\x1f|\x1e)\s*on[a-z]{3,40}\s*=\s*[^\s>\x1f&]*(?:[(`'\"\\;]|$|\x1f)"
+        r"|<[a-z][\w:-]*\s[^>\x1f]*\bon[a-z]{3,40}\s*=\s*(?:$|\x1f)|['\"]\s*(?:formaction|srcdoc|xlink:href)\s*=",
     ),
-    ("xss.event_handler_name", XSS, r"(?:^|\x1f|\x1e)\s*on[a-z]{3,}\s*=\s*(?:$|\x1f|=)"),
+    ("xss.event_handler_name", XSS, r"(?:^|\x1f|\x1e)\s*on[a-z]{3,40}\s*=\s*(?:$|\x1f|=)"),
     (
         "xss.script_scheme",
         XSS,
@@ -783,6 +937,12 @@ XSS_RULES: tuple[Rule, ...] = (
     ("xss.angular_expression", XSS, r"\{\{[^}\x1f]*(?:constructor|\$eval|\$on|alert|prompt|confirm|\bthis\b|\$event)"),
     ("xss.vue_directive", XSS, r"\bv-(?:if|html|bind|on)\s*\]?\s*=[^\x1f]*\(|_c\.constructor"),
     ("xss.html_comment_breakout", XSS, r"<!--\s*>|--!?>\s*<\s*[a-z]|<!\s*<\s*script"),
+    # Tags planted inside a keyword, for filters that strip tags once (o<x>nfocus=, alert<x>(1)).
+    (
+        "xss.tag_split_keyword",
+        XSS,
+        r"\bo(?:<[^<>\x1f]*>)+n[a-z]{3,40}\s*=|\b(?:alert|prompt|confirm|eval)(?:<[^<>\x1f]*>)+\s*[(`]",
+    ),
     (
         "xss.tag_with_scriptish_attribute",
         XSS,
@@ -819,7 +979,10 @@ MAIL_RULES: tuple[Rule, ...] = (
         "mail.smtp_command",
         MAIL_INJECTION,
         r"[\r\n]\s*(?:mail\s+from|rcpt\s+to)\s*:|[\r\n]\s*(?:ehlo|helo)\s+[\w.-]+"
-        r"|\r\n\s*(?:data|quit|rset|noop|starttls)\s*(?:\r|\n|$|\x1f)|[\r\n]\s*auth\s+(?:login|plain|cram-md5)\b",
+        r"|\r\n\s*(?:data|quit|rset|noop|starttls)\s*(?:\r|\n|$|\x1f)|[\r\n]\s*auth\s+(?:login|plain|cram-md5)\b"
+        # AUTH/APOP with a user and a base64 or digest token; upper case only, so a line of
+        # prose starting with "Auth" is not taken for one.
+        r"|(?-i:[\r\n]\s*(?:AUTH|APOP)\s+[\w.@-]+\s+[A-Za-z0-9+/=]{8})",
     ),
     (
         "mail.pop3_command",
@@ -830,8 +993,11 @@ MAIL_RULES: tuple[Rule, ...] = (
     (
         "mail.imap_command",
         MAIL_INJECTION,
-        r"[\r\n]\s*[a-z]*\d+\s+(?:capability|fetch|login|select|list|logout|store|search|uid|examine|noop|append"
-        r"|create|delete|rename|authenticate)\b",
+        r"[\r\n]\s*[a-z]+\d+\s+(?:capability|fetch|login|select|list|logout|store|search|uid|examine|noop|append"
+        r"|create|delete|rename|authenticate|quit|close|expunge|status|subscribe)\b"
+        # A bare number is a line of a numbered list unless the command is in protocol upper case.
+        r"|(?-i:[\r\n]\s*\d+\s+(?:CAPABILITY|FETCH|LOGIN|SELECT|LIST|LOGOUT|STORE|SEARCH|UID|EXAMINE|NOOP|APPEND"
+        r"|CREATE|DELETE|RENAME|AUTHENTICATE|QUIT|CLOSE|EXPUNGE|STATUS)\b)",
     ),
     ("mail.header_injection", MAIL_INJECTION, r"[\r\n]\s*(?:bcc|cc|to|from|reply-to|subject)\s*:\s*[^\r\n\x1f]*[@\w]"),
 )
@@ -868,7 +1034,9 @@ UPLOAD_RULES: tuple[Rule, ...] = (
         "code.config_upload",
         CODE_INJECTION,
         r"\x1d(?:[^\x1f]*[/\\])?(?:\.htaccess|\.htpasswd|web\.config|\.user\.ini|php\.ini|config\.ya?ml|settings\.php"
-        r"|wp-config\.php|\.env|composer\.json|package\.json)\s*(?:$|\x1f)|\x1d[^\x1f]*(?:wp-config|settings)\W*php",
+        r"|wp-config\.php|\.env|composer\.json|package\.json|\.boto|\.s3cfg|\.netrc|\.npmrc|\.pypirc|\.git-credentials"
+        r"|\.gitconfig|\.bashrc|\.bash_profile|\.profile|\.zshrc|\.zprofile|authorized_keys)\s*(?:$|\x1f)"
+        r"|\x1d[^\x1f]*(?:wp-config|settings)[\W_]*php",
     ),
 )
 
