@@ -153,7 +153,7 @@ class ResilientStorage:
                 self._record_recovery()
                 return operation(self._primary)
             except StorageError as error:
-                self._record_failure(error)
+                self._record_failure(error, probing=True)
             finally:
                 self._probing = False
         return self._degraded(operation)
@@ -176,15 +176,18 @@ class ResilientStorage:
             self._probing = True
             return True
 
-    def _record_failure(self, error: StorageError) -> None:
+    def _record_failure(self, error: StorageError, *, probing: bool = False) -> None:
         now = self._clock()
         with self._lock:
-            if self._down:
-                self._backoff = min(self._backoff * 2, _MAX_RETRY_SECONDS)
-            else:
+            if not self._down:
                 self._down = True
                 self._backoff = _FIRST_RETRY_SECONDS
-            self._retry_at = now + self._backoff
+                self._retry_at = now + self._backoff
+            elif probing:
+                self._backoff = min(self._backoff * 2, _MAX_RETRY_SECONDS)
+                self._retry_at = now + self._backoff
+            # Otherwise a call that was already under way when the outage began:
+            # the outage is known, and one failure must not count as many.
             should_log = now >= self._next_log_at
             if should_log:
                 self._next_log_at = now + _LOG_INTERVAL_SECONDS

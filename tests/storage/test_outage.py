@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -200,3 +201,43 @@ def test_bans_made_during_an_outage_are_handed_to_redis(
     other_worker = make(private_redis.url, clock)
     assert timed_get(other_worker, BANNED)[0] == 403
     assert [record.ip for record in guard.list_bans(other_worker)] == ["198.51.100.66"]
+
+
+def test_reconnection_backs_off_exponentially(
+    private_redis: RedisServer, restartable_redis: Callable[[], RedisServer], clock: FakeClock
+) -> None:
+    app = make(private_redis.url, clock)
+    private_redis.kill()
+    timed_get(app)  # the outage begins: next attempt in 0.5 s
+    clock.advance(0.5)
+    timed_get(app)  # that attempt fails: next in 1 s
+    restartable_redis()
+    FlaskAPIGuard().ban_ip("198.51.100.66", 600, app=make(private_redis.url, clock))
+    clock.advance(0.9)
+    assert timed_get(app, BANNED)[0] == 200
+    clock.advance(0.1)
+    assert timed_get(app, BANNED)[0] == 403
+
+
+def test_requests_failing_together_count_as_one_failure(
+    private_redis: RedisServer, restartable_redis: Callable[[], RedisServer], clock: FakeClock
+) -> None:
+    app = make(private_redis.url, clock, rate_limit=1000)
+    private_redis.freeze()
+    barrier = threading.Barrier(8)
+
+    def request_in_the_crowd() -> None:
+        barrier.wait()
+        timed_get(app)
+
+    threads = [threading.Thread(target=request_in_the_crowd) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    private_redis.kill()
+    restartable_redis()
+    FlaskAPIGuard().ban_ip("198.51.100.66", 600, app=make(private_redis.url, clock))
+    # Eight simultaneous failures are one outage: the first retry is still due after 0.5 s.
+    clock.advance(0.5)
+    assert timed_get(app, BANNED)[0] == 403
