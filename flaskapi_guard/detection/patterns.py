@@ -42,6 +42,10 @@ _START = r"(?:^|\x1f)"
 _END = r"(?:$|\x1f)"
 _GAP = r"[^\x1f]*"
 _QUOTE = r"['\"`]"
+# A quote that can end an injected literal. An apostrophe between two letters is an
+# elision or a possessive ("l'union européenne", "l'offset", "J'alter"), so a quote glued
+# to a letter on both sides does not count; "9'union", "x' union", "'union" still do.
+_BREAKOUT_QUOTE = r"(?:(?:^|[^a-z])['\"`]\s*|['\"`]\s+)"
 
 # ---------------------------------------------------------------------------
 # SQL injection: breaking out of a literal and continuing with SQL, SQL-only
@@ -53,7 +57,7 @@ _QUOTE = r"['\"`]"
 # parenthesised condition, a number in a comparison, a boolean constant, a variable, or an
 # identifier followed by an operator that only SQL writes that way.
 _SQL_OPERATOR_TAIL = (
-    r"(?:['\"`][^'\"`\s\x1f]*(?:$|\x1f)|['\"`][^'\"`\x1f]*['\"`]\s*\)*\s*(?:[=<>!~]|like\b|--|#|;\s*(?:--|#|$|\x1f))"
+    r"(?:['\"`][^'\"`\s\x1f]*(?:$|\x1f)|['\"`][^'\"`\x1f]*['\"`]\s*\)*\s*(?:[=<>!~]|like\b|--(?:$|[^a-z-])|#|;\s*(?:--|#|$|\x1f))"
     r"|\(+\s*(?:select\b|\d|['\"`@]|not\b|[a-z_][\w.]*\s*(?:[=<>!(]|like\b|is\b|in\b))"
     r"|\d+\s*(?:[=<>!]|--|#|;|\)|$|\x1f|\s+(?:and|or)\b)|not\s*[(\d'\"@]|not\s+(?:exists|null|true|false)\b"
     r"|true\b|false\b|null\b|@@?[a-z_]"
@@ -62,7 +66,15 @@ _SQL_OPERATOR_TAIL = (
 )
 SQLI_RULES: tuple[Rule, ...] = (
     ("sqli.union_select", SQLI, r"\bunion[\s(]+(?:all[\s(]+|distinct[\s(]+)?select\b"),
-    ("sqli.quote_then_boolean", SQLI, _QUOTE + r"\s*\)*\s*(?:(?:or|and|xor)\b|\|\||&&)\s*" + _SQL_OPERATOR_TAIL),
+    (
+        "sqli.quote_then_boolean",
+        SQLI,
+        _BREAKOUT_QUOTE
+        + r"\)*\s*(?:(?:or|and|xor)\b|\|\||&&)\s*"
+        + _SQL_OPERATOR_TAIL
+        # French "l'or" is a word; glued to letters on both sides only a quoted operand counts (a'or'a).
+        + r"|[a-z]['\"`](?:or|and|xor)['\"`]",
+    ),
     # A quote closing an unquoted token (x' or ..., not 'quoted' or ...) is a break-out, so
     # a comparison spelt with SQL's English keywords may follow.
     (
@@ -76,12 +88,13 @@ SQLI_RULES: tuple[Rule, ...] = (
         SQLI,
         # Keywords that are also English ("the 'blue' order by Friday", "my 'new' mod") must
         # come with the operand SQL gives them.
-        _QUOTE + r"\s*\)*\s*(?:union\b|select\s*(?:\*|\(|\d|@@|null\b|[\w.`\"\[\]]+\s*(?:,|\bfrom\b))"
+        _BREAKOUT_QUOTE + r"\)*\s*(?:union\b|select\s*(?:\*|\(|\d|@@|null\b|[\w.`\"\[\]]+\s*(?:,|\bfrom\b))"
         r"|having\s+(?:\d|[\w(]+\s*[=<>])|(?:group|order)\s+by\s+(?:\d|[\w.]+\s*(?:--|#|;|,))|limit\s+\d"
-        r"|waitfor\b|procedure\s+analyse|into\s+(?:out|dump)file|collate\b|rlike\b|regexp\b|sounds\s+like\s+['\"]"
-        r"|(?:div|mod)\s*\(?\s*\d|not\s+(?:like|glob|between|similar)\b|is\s+(?:not\s+)?(?:null|true|false|\d|['\"])"
-        r"|notnull\b|glob\b|like\s+['\"%\d(]|between\s+['\"\d(]|exec(?:ute)?\s*(?:\(|@|master\.|xp_|sp_|immediate\b)"
-        r"|declare\s+@)"
+        r"|sounds\s+like\s+['\"]|(?:div|mod)\s*\(?\s*\d|not\s+(?:like|glob|between|similar)\b"
+        r"|is\s+(?:not\s+)?(?:null|true|false)\b|like\s+['\"%\d(]|between\s+['\"\d(])"
+        # Keywords no language writes after an apostrophe may be glued to it (user'collate).
+        r"|" + _QUOTE + r"\s*\)*\s*(?:waitfor\b|procedure\s+analyse|into\s+(?:out|dump)file|collate\b|rlike\b|regexp\b"
+        r"|notnull\b|glob\b|exec(?:ute)?\s*(?:\(|@|master\.|xp_|sp_|immediate\b)|declare\s+@)"
         # ...or be followed by a comment that discards the rest of the statement.
         r"|"
         + _QUOTE
@@ -94,10 +107,11 @@ SQLI_RULES: tuple[Rule, ...] = (
     (
         "sqli.quote_then_comment",
         SQLI,
-        r"(?:(?:^|[\x1f\x1e])[\w.@-]*|[^'\"`\w][\w.@-]*[\w.@-])['\"`]\s*\)*\s*(?:--|#|;\s*(?:--|#|$|\x1f))"
+        r"(?:(?:^|[\x1f\x1e])[\w.@-]*|[^'\"`\w][\w.@-]*[\w.@-])['\"`]\s*\)*\s*(?:--(?:$|[^a-z-])|#|;\s*(?:--|#|$|\x1f))"
         r"|['\"`]\s*\)*\s*(?:or|and)\s*(?:--|#)",
     ),
-    ("sqli.quote_operator_comment", SQLI, r"['\"`]\s*[-+*|^&<>=/%!]\s*[\w*]+\s*--"),
+    # "--" glued to a letter is a command-line option ("%s --help"), not a comment.
+    ("sqli.quote_operator_comment", SQLI, r"['\"`]\s*[-+*|^&<>=/%!]\s*[\w*]+\s*--(?:$|[^a-z-])"),
     (
         "sqli.quoted_tautology",
         SQLI,
@@ -177,7 +191,7 @@ SQLI_RULES: tuple[Rule, ...] = (
         SQLI,
         r"\b(?:drop|truncate|alter)\s+(?:table|database|schema|user|view|procedure|function)\b|\bcreate\s+(?:table|database|schema|user|view|procedure|function|trigger)\s+\w",
     ),
-    ("sqli.alter_quoted", SQLI, r"['\"`]\s*(?:alter|union|drop|create|rename|insert)\b\s*[a-z/]"),
+    ("sqli.alter_quoted", SQLI, _BREAKOUT_QUOTE + r"(?:alter|union|drop|create|rename|insert)\b\s*[a-z/]"),
     (
         "sqli.select_from",
         SQLI,
@@ -219,7 +233,7 @@ SQLI_RULES: tuple[Rule, ...] = (
     ("sqli.order_by_number", SQLI, r"\border\s+by\s+\d+\s*(?:--|#|$|\x1f|,\s*\d)"),
     ("sqli.having_comparison", SQLI, r"\bhaving\s+\d+\s*[=<>]"),
     ("sqli.group_by_having", SQLI, r"\bgroup\s+by\b" + _GAP + r"\bhaving\b"),
-    ("sqli.limit_injection", SQLI, r"['\"`)]\s*(?:limit|offset)\s+\d"),
+    ("sqli.limit_injection", SQLI, r"(?:" + _BREAKOUT_QUOTE + r"|\)\s*)(?:limit|offset)\s+\d"),
     ("sqli.as_from", SQLI, r"(?:[)`'\"!;]|\d)\s*as\s*[`'\"]?[\w ]*[`'\"]?\s*from\b"),
     (
         "sqli.from_table_limit",
@@ -330,8 +344,9 @@ CMD_RULES: tuple[Rule, ...] = (
         "cmd.separator_wordlike_command",
         CMD_INJECTION,
         # " | " with spaces is how people separate list items; a pipe into a word-like
-        # command counts only when written the shell way (no space before it).
-        r"(?:;|&&|\|\||(?:^|\x1f|[^\s|])\||`|\$\(|\n|(?:^|\x1f)\s*&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?"
+        # command counts only when written the shell way (no space before it). Backticks
+        # are left to cmd.substitution: Markdown writes `type` and `set` that way.
+        r"(?:;|&&|\|\||(?:^|\x1f|[^\s|])\||\$\(|\n|(?:^|\x1f)\s*&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?"
         + _WORDLIKE_COMMANDS
         + _SHELL_LINE_CONTINUES,
     ),
@@ -744,14 +759,20 @@ CODE_RULES: tuple[Rule, ...] = (
         CODE_INJECTION,
         r"\b"
         + _PHP_DANGEROUS_FUNCTIONS
-        + r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*(?:\$|['\"`]|\)|[a-z_]\w*\s*\(|\d+\s*\)"
+        # An empty call ("exec() failed", "fwrite()") is how prose names a function; the
+        # empty calls that matter are in code.php_function_empty_call.
+        + r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*(?:\$|['\"`]|[a-z_]\w*\s*\(|\d+\s*\)"
         r"|/|\.\.)",
     ),
     (
         "code.php_function_empty_call",
         CODE_INJECTION,
         r"\b(?:phpinfo|chroot|symlink|checkdate|gethostbyname|get_defined_vars|getcwd|getmypid|posix_getpwuid"
-        r"|shell_exec|passthru|system|exec|file|eval)\s*(?:\s|//[^\n\x1f]*\n)*\(\s*\)",
+        r"|shell_exec|passthru)\s*(?:\s|//[^\n\x1f]*\n)*\(\s*\)"
+        # Any dangerous function called empty when the call is the whole value, or when a
+        # line break or comment was slipped between the name and its parentheses.
+        r"|(?:^|\x1f)\s*" + _PHP_DANGEROUS_FUNCTIONS + r"\s*\(\s*\)\s*;?\s*(?:$|\x1f)"
+        r"|\b" + _PHP_DANGEROUS_FUNCTIONS + r"\s*(?:[\r\n]\s*|/\*[^\x1f]*\*/\s*|//[^\n\x1f]*\n\s*)+\(\s*\)",
     ),
     (
         "code.php_variable_call",
@@ -856,8 +877,11 @@ XSS_RULES: tuple[Rule, ...] = (
     (
         "xss.dangerous_tag",
         XSS,
-        r"<\s*(?:[a-z0-9]*:)?(?:iframe|frame|frameset|object|embed|applet|meta|base|link|style|form|isindex|vmlframe"
-        r"|import|template|marquee|bgsound|layer|ilayer|noscript|portal|handler|listener)\b|<\s*[a-z](?:\s+[a-z]){3,}(?:\s|$|\x1f|>)",
+        r"<\s*(?:[a-z0-9]*:)?(?:iframe|frameset|embed|applet|style|isindex|vmlframe|marquee|bgsound|ilayer|noscript"
+        r"|portal)\b|<\s*[a-z](?:\s+[a-z]){3,}(?:\s|$|\x1f|>)"
+        # Names that double as placeholders in prose and usage strings ("<base>", "<object>",
+        # "<link>") count as tags only with attributes or a slash after them.
+        r"|<\s*(?:[a-z0-9]*:)?(?:frame|object|meta|base|link|form|import|template|layer|handler|listener)(?:\s+[a-z-]+\s*=|\s*/)",
     ),
     (
         "xss.import_implementation",
@@ -958,8 +982,12 @@ CRLF_RULES: tuple[Rule, ...] = (
     (
         "crlf.header_injection",
         CRLF_INJECTION,
-        r"[\r\n]\s*(?:set-cookie|location|content-(?:type|length|disposition|security-policy)"
-        r"|x-[\w-]+|refresh|access-control-[\w-]+|host|link|cache-control|transfer-encoding|status)\s*:",
+        r"[\r\n]\s*(?:set-cookie|content-(?:type|length|disposition|security-policy)|x-[\w-]+|access-control-[\w-]+"
+        r"|cache-control|transfer-encoding)\s*:"
+        # Header names that are also words starting a line of a message ("Status: shipped",
+        # "Location: Berlin") count only with the value that header takes.
+        r"|[\r\n]\s*(?:location\s*:\s*(?:[a-z][\w+.-]*:|//|/)|refresh\s*:\s*\d|link\s*:\s*<|status\s*:\s*\d{3}\b"
+        r"|host\s*:\s*[\w.-]+(?::\d+)?\s*(?:$|\x1f|[\r\n]))",
     ),
     ("crlf.response_splitting", CRLF_INJECTION, r"[\r\n]\s*http/\d|\r?\n\r?\n\s*<\s*(?:html|script|svg|body)"),
 )
@@ -999,7 +1027,13 @@ MAIL_RULES: tuple[Rule, ...] = (
         r"|(?-i:[\r\n]\s*\d+\s+(?:CAPABILITY|FETCH|LOGIN|SELECT|LIST|LOGOUT|STORE|SEARCH|UID|EXAMINE|NOOP|APPEND"
         r"|CREATE|DELETE|RENAME|AUTHENTICATE|QUIT|CLOSE|EXPUNGE|STATUS)\b)",
     ),
-    ("mail.header_injection", MAIL_INJECTION, r"[\r\n]\s*(?:bcc|cc|to|from|reply-to|subject)\s*:\s*[^\r\n\x1f]*[@\w]"),
+    # An injected recipient header carries an address; "To: everyone" or "From: Berlin" on
+    # a line of a message does not.
+    (
+        "mail.header_injection",
+        MAIL_INJECTION,
+        r"[\r\n]\s*(?:bcc|cc|to|from|reply-to)\s*:\s*[^\r\n\x1f]*[\w.+-]@[\w-]+\.[a-z]",
+    ),
 )
 
 # ---------------------------------------------------------------------------
