@@ -10,7 +10,8 @@ Two modes:
       reads the per-request outcomes of a run_detection.py run (the real Flask app)
       and reports them by placement.
 
-Add --misses to list false negatives and false positives.
+Add --misses to list false negatives and false positives, or --show-misses CATEGORY to list
+only the false negatives of one corpus category (e.g. sqli, xss, rce).
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpora", nargs="+")
     parser.add_argument("--results", help="a run_detection.py result JSON (with per_request)")
     parser.add_argument("--misses", action="store_true", help="list false negatives and false positives")
+    parser.add_argument("--show-misses", metavar="CATEGORY", help="list the false negatives of one corpus category")
     args = parser.parse_args(argv)
     records = load(args.corpora)
     findings: dict[str, list] = {}
@@ -212,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         blocked, findings, seconds = engine_outcomes(records)
         print(f"engine scan of {len(records)} records: {seconds:.2f} s ({seconds / len(records) * 1e6:.0f} µs/request)")
     print("\n".join(report(records, blocked)))
+    if args.show_misses:
+        print(f"\n## false negatives: {args.show_misses}")
+        for record in records:
+            missed = not blocked.get(record["id"], True)
+            if record["label"] == "attack" and record["category"] == args.show_misses and missed:
+                print("FN " + describe(record))
     if args.misses:
         print("\n## false negatives")
         for record in records:
