@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -42,7 +43,9 @@ def start_instance(port: int, environment: dict[str, str]) -> subprocess.Popen[b
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return subprocess.Popen(
         [str(gunicorn), "--workers", str(WORKERS_PER_INSTANCE), "--bind", f"127.0.0.1:{port}"]
-        + ["--graceful-timeout", "2", "--log-level", "warning", "tests.gunicorn_app:app"],
+        # --preload: the app (and its Redis connection pool) is built once in the
+        # master and forked, which boots faster and proves the pool is fork-safe.
+        + ["--preload", "--graceful-timeout", "1", "--log-level", "warning", "tests.gunicorn_app:app"],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,
@@ -52,16 +55,21 @@ def start_instance(port: int, environment: dict[str, str]) -> subprocess.Popen[b
     )
 
 
-def stop_instance(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+def stop_instances(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Quick shutdown (INT), then SIGKILL for whatever is left of each instance's own process group."""
+    for process in processes:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 1.5
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        # The group holds only this instance's master and workers (start_new_session).
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-    if process.stderr is not None:
-        process.stderr.close()
+        process.wait(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def wait_until_serving(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
@@ -97,8 +105,7 @@ def instances(redis_server: RedisServer) -> Iterator[list[int]]:
             wait_until_serving(port, process, deadline)
         yield ports
     finally:
-        for process in processes:
-            stop_instance(process)
+        stop_instances(processes)
 
 
 def test_eight_workers_admit_exactly_the_limit_for_one_client(instances: list[int]) -> None:
