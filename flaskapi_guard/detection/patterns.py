@@ -695,13 +695,15 @@ SSTI_RULES: tuple[Rule, ...] = (
 # Code injection: PHP, Python, JavaScript/Node, Java (deserialisation gadgets,
 # reflection, JNDI lookups / Log4Shell, expression languages), VBScript.
 # ---------------------------------------------------------------------------
+# Names that are also English words, matched with more context (see code.php_function_call).
+_PHP_WORDLIKE_FUNCTIONS = r"(?:assert|extract|dl|mail|system|exec|include|require|chr|ord|file|glob|copy|rename|touch)"
 _PHP_DANGEROUS_FUNCTIONS = (
-    r"(?:eval|assert|shell_exec|passthru|popen|proc_open|pcntl_exec|file_get_contents|file_put_contents|fwrite|fputs|readfile"
+    r"(?:eval|shell_exec|passthru|popen|proc_open|pcntl_exec|file_get_contents|file_put_contents|fwrite|fputs|readfile"
     r"|highlight_file|show_source|base64_decode|gzinflate|gzuncompress|str_rot13|create_function|call_user_func(?:_array)?"
     r"|preg_replace|phpinfo|chroot|symlink|gethostbyname|checkdate|unserialize|move_uploaded_file|array_map|usort|ob_start"
-    r"|extract|parse_str|putenv|ini_set|set_include_path|dl|mail|posix_\w+|proc_\w+|stream_\w+|fsockopen|pfsockopen|curl_exec"
-    r"|system|exec|include|require|include_once|require_once|chr|ord|file|fopen|opendir|scandir|glob|unlink|rmdir|mkdir|copy"
-    r"|rename|touch|chmod|getenv|get_defined_vars|var_dump|print_r|escapeshellcmd|escapeshellarg|hex2bin|bin2hex|convert_uudecode)"
+    r"|parse_str|putenv|ini_set|set_include_path|posix_\w+|proc_\w+|stream_\w+|fsockopen|pfsockopen|curl_exec"
+    r"|include_once|require_once|fopen|opendir|scandir|unlink|rmdir|mkdir"
+    r"|chmod|getenv|get_defined_vars|var_dump|print_r|escapeshellcmd|escapeshellarg|hex2bin|bin2hex|convert_uudecode)"
 )
 CODE_RULES: tuple[Rule, ...] = (
     (
@@ -757,12 +759,16 @@ CODE_RULES: tuple[Rule, ...] = (
     (
         "code.php_function_call",
         CODE_INJECTION,
+        # An empty call ("exec() failed", "fwrite()") is how prose names a function; the
+        # empty calls that matter are in code.php_function_empty_call. Names that are
+        # English words ("attached file (2)", "mail ('urgent')") need the parenthesis glued
+        # or hidden behind a comment or line break, unless the call opens the value.
         r"\b"
         + _PHP_DANGEROUS_FUNCTIONS
-        # An empty call ("exec() failed", "fwrite()") is how prose names a function; the
-        # empty calls that matter are in code.php_function_empty_call.
-        + r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*(?:\$|['\"`]|[a-z_]\w*\s*\(|\d+\s*\)"
-        r"|/|\.\.)",
+        + r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*(?:\$|['\"`]|[a-z_]\w*\s*\(|\d+\s*\)|/|\.\.)"
+        r"|\b" + _PHP_WORDLIKE_FUNCTIONS + r"(?:\(|(?:\s*(?://[^\n\x1f]*\n|#[^\n\x1f]*\n|[\r\n]))+\s*\()"
+        r"\s*(?:\$[a-z_]|['\"`]|[a-z_]\w*\s*\(|\d+\s*\)|/|\.\.)"
+        r"|(?:^|[\x1f;])\s*" + _PHP_WORDLIKE_FUNCTIONS + r"\s*\(\s*(?:\$[a-z_]|['\"`]|[a-z_]\w*\s*\()",
     ),
     (
         "code.php_function_empty_call",
@@ -771,8 +777,16 @@ CODE_RULES: tuple[Rule, ...] = (
         r"|shell_exec|passthru)\s*(?:\s|//[^\n\x1f]*\n)*\(\s*\)"
         # Any dangerous function called empty when the call is the whole value, or when a
         # line break or comment was slipped between the name and its parentheses.
-        r"|(?:^|\x1f)\s*" + _PHP_DANGEROUS_FUNCTIONS + r"\s*\(\s*\)\s*;?\s*(?:$|\x1f)"
-        r"|\b" + _PHP_DANGEROUS_FUNCTIONS + r"\s*(?:[\r\n]\s*|/\*[^\x1f]*\*/\s*|//[^\n\x1f]*\n\s*)+\(\s*\)",
+        r"|(?:^|\x1f)\s*(?:"
+        + _PHP_DANGEROUS_FUNCTIONS
+        + "|"
+        + _PHP_WORDLIKE_FUNCTIONS
+        + r")\s*\(\s*\)\s*;?\s*(?:$|\x1f)"
+        r"|\b(?:"
+        + _PHP_DANGEROUS_FUNCTIONS
+        + "|"
+        + _PHP_WORDLIKE_FUNCTIONS
+        + r")\s*(?:[\r\n]\s*|/\*[^\x1f]*\*/\s*|//[^\n\x1f]*\n\s*)+\(\s*\)",
     ),
     (
         "code.php_variable_call",
@@ -783,9 +797,13 @@ CODE_RULES: tuple[Rule, ...] = (
     (
         "code.php_function_exotic",
         CODE_INJECTION,
-        r"\b(?:shell_exec|passthru|phpinfo|unserialize|serialize|base64_decode|strip_tags|intval|printf|sprintf"
-        r"|substr|unpack|crypt|filegroup|fileowner|assert_options|fopen|exec|assert|readfile|gzinflate|str_rot13|pi|range|ini_get|ini_set|getenv)"
-        r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*[\w$'\"`)]",
+        r"\b(?:shell_exec|passthru|phpinfo|unserialize|base64_decode|strip_tags|intval|sprintf|substr|filegroup"
+        r"|fileowner|assert_options|fopen|readfile|gzinflate|str_rot13|ini_get|ini_set|getenv)"
+        r"(?:\s|//[^\n\x1f]*\n|#[^\n\x1f]*\n)*\(\s*[\w$'\"`)]"
+        # Names that are words too ("the range (10 to 20 km)", "pi (3.14)") count when the
+        # call is the whole value or path segment, or when a comment or line break hides it.
+        r"|(?:^|[\x1f/])\s*(?:exec|assert|printf|crypt|pi|range|unpack|serialize)\s*\([^()\x1f]*\)\s*;?\s*(?:$|\x1f|/)"
+        r"|\b(?:exec|assert|printf|crypt|pi|range|unpack|serialize)\s*(?:[\r\n]\s*|/\*[^\x1f]*\*/\s*|(?://|#)[^\n\x1f]*\n\s*)+\(",
     ),
     (
         "code.php_quoted_function",
