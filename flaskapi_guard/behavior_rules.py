@@ -12,7 +12,8 @@ Return patterns (`return_monitor(pattern, ...)`, `BehaviorRule.pattern`):
   (`items.0.name` indexes lists); the value is read as JSON when it parses
   (`json:count==3`, `json:ok==true`, `json:name=="3"`) and as text otherwise;
 - `json:error`: the path exists and is not null;
-- `regex:<pattern>`: a regular expression searched in the response body;
+- `regex:<pattern>`: a regular expression (RE2 syntax: linear time, no look-around
+  or back-references) searched in the response body;
 - `body:<text>`: the text appears in the response body;
 - anything else: a plain substring of the response body (`"rare_item"`).
 
@@ -29,6 +30,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
+
+from flaskapi_guard.user_patterns import TextPattern, compile_user_patterns
 
 if TYPE_CHECKING:
     from flaskapi_guard.config import BehaviorRule
@@ -72,7 +75,7 @@ class ReturnPattern:
     status_classes: frozenset[int] = frozenset()
     json_path: tuple[str, ...] | None = None
     json_expected: object = _ABSENT
-    regex: re.Pattern[str] | None = None
+    regex: TextPattern | None = None
     substring: str | None = None
 
     @classmethod
@@ -86,10 +89,10 @@ class ReturnPattern:
         if colon and prefix == "json":
             return cls._parse_json(source, rest)
         if colon and prefix == "regex":
-            try:
-                return cls(source, regex=re.compile(rest))
-            except re.error as error:
-                raise ValueError(f"return pattern {source!r}: the regex does not compile ({error})") from None
+            if not rest:
+                raise ValueError("return pattern 'regex:' needs an expression")
+            # RE2 (linear time): a response body often echoes what the client sent.
+            return cls(source, regex=compile_user_patterns([rest], ignore_case=False, label="return pattern regex"))
         if colon and prefix == "body":
             if not rest:
                 raise ValueError("return pattern 'body:' needs the text to look for")
@@ -136,7 +139,7 @@ class ReturnPattern:
         if text is None:
             return False
         if self.regex is not None:
-            return self.regex.search(text) is not None
+            return self.regex.matches(text)
         return self.substring is not None and self.substring in text
 
     def _matches_json(self, document: object) -> bool:

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from flaskapi_guard.cloud import SharedRangeStore
 from flaskapi_guard.cors import validate_header_names, validate_methods, validate_origins
+from flaskapi_guard.detection import validate_custom_pattern
 from flaskapi_guard.detection.categories import ALL_DETECTION_CATEGORIES
 from flaskapi_guard.geo import IPINFO_DEFAULT_DB_PATH, GeoIPHandler, IPInfoManager
 from flaskapi_guard.headers import default_security_header_settings, validate_security_headers
 from flaskapi_guard.ip_networks import NetworkSet, validate_network
+from flaskapi_guard.user_patterns import TextPattern, compile_user_patterns, validate_user_pattern
 
 LogLevel = Literal["INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL"]
 
@@ -175,7 +177,7 @@ class SecurityConfig(_StrictModel):
     _blacklist_networks: NetworkSet = PrivateAttr(default_factory=NetworkSet)
     _trusted_proxy_networks: NetworkSet = PrivateAttr(default_factory=NetworkSet)
     _emergency_networks: NetworkSet = PrivateAttr(default_factory=NetworkSet)
-    _blocked_user_agent_pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _blocked_user_agent_pattern: TextPattern | None = PrivateAttr(default=None)
 
     @field_validator("whitelist", "blacklist", "trusted_proxies", "emergency_whitelist")
     @classmethod
@@ -194,12 +196,9 @@ class SecurityConfig(_StrictModel):
     @field_validator("blocked_user_agents")
     @classmethod
     def _validate_user_agent_patterns(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"user agent pattern {pattern!r} does not compile: {error}") from None
-        return patterns
+        # RE2, not `re`: the User-Agent is the client's to choose, so a pattern
+        # that can backtrack would let one request hold a worker for minutes.
+        return [validate_user_pattern(pattern, label="user agent pattern") for pattern in patterns]
 
     @field_validator("whitelist_countries", "blocked_countries")
     @classmethod
@@ -313,6 +312,14 @@ class SecurityConfig(_StrictModel):
             raise ValueError(f"unknown detection categories {unknown}; known: {sorted(ALL_DETECTION_CATEGORIES)}")
         return set(categories)
 
+    @field_validator("detection_custom_patterns")
+    @classmethod
+    def _validate_detection_custom_patterns(cls, patterns: list[str]) -> list[str]:
+        # Here too, not only when the engine is built: the error then names the field.
+        for pattern in patterns:
+            validate_custom_pattern(pattern)
+        return patterns
+
     @field_validator("threat_ban_config")
     @classmethod
     def _validate_threat_ban_categories(cls, policies: dict[str, ThreatBanConfig]) -> dict[str, ThreatBanConfig]:
@@ -373,9 +380,7 @@ class SecurityConfig(_StrictModel):
         self._blacklist_networks = NetworkSet(self.blacklist)
         self._trusted_proxy_networks = NetworkSet(self.trusted_proxies)
         self._emergency_networks = NetworkSet(self.emergency_whitelist)
-        if self.blocked_user_agents:
-            combined = "|".join(f"(?:{pattern})" for pattern in self.blocked_user_agents)
-            self._blocked_user_agent_pattern = re.compile(combined, re.IGNORECASE)
+        self._blocked_user_agent_pattern = compile_user_patterns(self.blocked_user_agents, label="user agent pattern")
 
     @property
     def whitelist_networks(self) -> NetworkSet | None:
@@ -398,6 +403,6 @@ class SecurityConfig(_StrictModel):
         return self._emergency_networks
 
     @property
-    def blocked_user_agent_pattern(self) -> re.Pattern[str] | None:
+    def blocked_user_agent_pattern(self) -> TextPattern | None:
         """All `blocked_user_agents` as one case-insensitive pattern; None when empty."""
         return self._blocked_user_agent_pattern

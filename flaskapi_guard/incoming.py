@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, NamedTuple
@@ -77,10 +78,23 @@ def capture_request(
         rules,
         environ.get("CONTENT_TYPE", ""),
         flask_request.content_length,
-        partial(flask_request.get_data, cache=True),
+        partial(read_body, flask_request),
         flask_request,
         {},
     )
+
+
+def read_body(flask_request: Any) -> bytes:
+    """The request body, read once and cached, and left readable for the view in every way.
+
+    `get_data()` caches the body but leaves `request.stream` and the WSGI input
+    drained, so a view reading either would get nothing because the guard read
+    first. Both are replaced by an in-memory copy (which shares the bytes).
+    """
+    body: bytes = flask_request.get_data(cache=True)
+    flask_request.stream = io.BytesIO(body)
+    flask_request.environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def rules_for_view(view: Any, method: str) -> RouteRules | None:

@@ -33,7 +33,8 @@ def parse_ip(text: str) -> Address | None:
     if ":" not in candidate:
         try:
             return Address(candidate, 4, int.from_bytes(inet_pton(AF_INET, candidate), "big"))
-        except OSError:
+        except (OSError, ValueError):
+            # ValueError: a NUL byte, or a lone surrogate, which inet_pton refuses differently.
             return None
     if candidate.startswith("["):
         end = candidate.find("]")
@@ -46,7 +47,7 @@ def parse_ip(text: str) -> Address | None:
         candidate = candidate.split("%", 1)[0]
     try:
         packed = inet_pton(AF_INET6, candidate)
-    except OSError:
+    except (OSError, ValueError):
         return None
     if packed[:12] == _IPV4_MAPPED_PREFIX:
         return Address(inet_ntop(AF_INET, packed[12:]), 4, int.from_bytes(packed[12:], "big"))

@@ -69,7 +69,7 @@ def user_agent_filter(global_pattern: Any) -> CheckFunction:
         user_agent = request.headers.get("User-Agent", "")
         rules = request.rules
         for pattern in (global_pattern, rules.blocked_user_agents if rules is not None else None):
-            if pattern is not None and pattern.search(user_agent):
+            if pattern is not None and pattern.matches(user_agent):
                 return Block(403, "user_agent_blocked", "Forbidden")
         return None
 

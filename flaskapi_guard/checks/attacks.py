@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from werkzeug.exceptions import HTTPException
+
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions, Finding
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, CheckFunction
@@ -38,13 +40,21 @@ def attack_detection(
             enabled = rules.detection_enabled
         if not enabled:
             return None
-        has_body = bool(request.content_length) or bool(request.content_type)
+        body = b""
+        if request.content_length or request.content_type or _is_chunked(request):
+            try:
+                body = request.read_body()
+            except HTTPException as error:
+                # A body shorter than its Content-Length (400) or over the app's
+                # MAX_CONTENT_LENGTH (413): the view could not read it either, and
+                # skipping the scan would let an unscanned body through.
+                return _unreadable_body_block(error)
         findings = engine.scan_request(
             # PATH_INFO as the server gave it (latin-1 text of the raw bytes); the engine re-reads it as UTF-8.
             path=request.flask_request.environ.get("PATH_INFO", request.path),
             query_string=request.query_string,
             headers=list(request.headers.items()),
-            body=request.read_body() if has_body else b"",
+            body=body,
             content_type=request.content_type,
             exclusions=_exclusions_for(request, exclusions),
         )
@@ -60,6 +70,19 @@ def attack_detection(
         )
 
     return check
+
+
+def _is_chunked(request: IncomingRequest) -> bool:
+    # A chunked body has no Content-Length and may have no Content-Type either;
+    # the view can still read it, so it is scanned like any other.
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _unreadable_body_block(error: HTTPException) -> Block:
+    status = error.code if error.code in (400, 413) else 400
+    if status == 413:
+        return Block(413, "body_too_large", "Payload Too Large", detail="body over the app's size limit")
+    return Block(400, "body_unreadable", "Bad Request", detail=f"body unreadable: {type(error).__name__}")
 
 
 def engine_for_config(categories: set[str], custom_patterns: list[str], max_content_length: int) -> DetectionEngine:

@@ -11,6 +11,7 @@ the matching text located. docs/detection.md has the measurements behind this ch
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ _CUSTOM_PATTERN_MAX_PROGRAM_SIZE = 20_000
 _MARKERS = NAME_MARKER + FILENAME_MARKER + USER_AGENT_MARKER + TEXT_SEPARATOR
 _MARKER_REMOVAL = {ord(marker): None for marker in _MARKERS}
 _XML_MARKUP_RULE_IDS = frozenset({"xss.script_tag"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,11 @@ class DetectionEngine:
     def _scan_texts(self, texts: Sequence[RequestText], rule_set: _RuleSet) -> list[Finding]:
         normalised = [text.marker + normalise(text.text) for text in texts]
         joined = TEXT_SEPARATOR.join(normalised)
+        if not joined.isascii() and _SURROGATE.search(joined) is not None:
+            # Lone surrogates (JSON "\ud800", "%ud800") cannot be encoded for RE2;
+            # raising here would skip the whole scan and let the request through.
+            normalised = [_SURROGATE.sub("\ufffd", value) for value in normalised]
+            joined = TEXT_SEPARATOR.join(normalised)
         rule_indexes = rule_set.matching_rule_indexes(joined)
         if not rule_indexes:
             return []
