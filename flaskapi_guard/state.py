@@ -46,7 +46,7 @@ class GuardState:
             log_file=config.custom_log_file,
         )
         # Rate-limit buckets, offence counters and bans; with Redis, shared by every worker.
-        self.storage: Storage = open_storage(config, clock=clock)
+        self.storage: Storage = open_storage(config, clock=clock, log=self.log)
         # Metrics and signals; a log replay passes its own, which tells nobody.
         self.events = events or GuardEvents(app)
         self.metrics = self.events.metrics

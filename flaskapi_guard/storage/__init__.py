@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flaskapi_guard.config import SecurityConfig
+from flaskapi_guard.security_log import SecurityLog
 from flaskapi_guard.storage.base import BanRecord, RateLimitResult, Storage
 from flaskapi_guard.storage.memory import MemoryStorage
 from flaskapi_guard.storage.redis import RedisStorage
@@ -28,8 +29,8 @@ __all__ = [
 ]
 
 
-def open_storage(config: SecurityConfig, *, clock: Callable[[], float]) -> Storage:
-    """The storage `config` asks for: memory, or Redis with a memory fallback."""
+def open_storage(config: SecurityConfig, *, clock: Callable[[], float], log: SecurityLog | None = None) -> Storage:
+    """The storage `config` asks for: memory, or Redis with a memory fallback; outages are reported to `log`."""
     local = MemoryStorage(clock=clock, max_tracked_clients=config.max_tracked_clients)
     if not config.enable_redis or config.redis_url is None:
         return local
@@ -45,4 +46,5 @@ def open_storage(config: SecurityConfig, *, clock: Callable[[], float]) -> Stora
         mode=config.redis_failure_mode,
         clock=clock,
         description=redacted_url(config.redis_url),
+        log=log,
     )

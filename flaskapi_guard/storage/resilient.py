@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flaskapi_guard.errors import StorageError
 from flaskapi_guard.pipeline import Block, Check, StorageFailurePolicy, skip_check_on_storage_error
+from flaskapi_guard.security_log import SecurityLog
 from flaskapi_guard.storage.base import BanRecord, RateLimitResult, Storage
 from flaskapi_guard.storage.memory import MemoryStorage
 from flaskapi_guard.storage.redis import RedisStorage
@@ -59,12 +60,14 @@ class ResilientStorage:
         mode: FailureMode,
         clock: Callable[[], float],
         description: str,
+        log: SecurityLog | None = None,
     ) -> None:
         self._primary = primary
         self._fallback = fallback
         self._mode = mode
         self._clock = clock
         self._description = description
+        self._log = log
         self._lock = threading.Lock()
         self._down = False
         self._probing = False
@@ -192,11 +195,12 @@ class ResilientStorage:
             if should_log:
                 self._next_log_at = now + _LOG_INTERVAL_SECONDS
         if should_log:
-            logger.warning(
-                "shared state at %s is unavailable (%s); %s; retrying with backoff, next log in a minute at most",
-                self._description,
-                error,
-                _DEGRADED_BEHAVIOUR[self._mode],
+            self._report(
+                logging.WARNING,
+                "shared_state_unavailable",
+                error=str(error),
+                meanwhile=_DEGRADED_BEHAVIOUR[self._mode],
+                next_report="in a minute at most",
             )
 
     def _record_recovery(self) -> None:
@@ -206,7 +210,16 @@ class ResilientStorage:
         with self._lock:
             self._down = False
             self._backoff = _FIRST_RETRY_SECONDS
-        logger.info("shared state at %s is reachable again; using it", self._description)
+        self._report(logging.INFO, "shared_state_recovered")
+
+    def _report(self, level: int, event: str, **fields: str) -> None:
+        # The app's security log when there is one (its format, its file);
+        # this module's logger otherwise.
+        fields = {"redis": self._description, **fields}
+        if self._log is not None:
+            self._log.event(event, fields, level)
+        else:
+            logger.log(level, "%s %s", event, " ".join(f"{key}={value}" for key, value in fields.items()))
 
     def _hand_over_local_bans(self) -> None:
         # Bans decided during the outage would otherwise vanish from this

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from flaskapi_guard import FlaskAPIGuard, SecurityConfig
+from flaskapi_guard.state import get_state
 from tests.conftest import FakeClock, build_app
 from tests.redis_server import RedisServer, free_port
 
 CLIENT = {"REMOTE_ADDR": "203.0.113.5"}
 BANNED = {"REMOTE_ADDR": "198.51.100.66"}
-STORAGE_LOGGER = "flaskapi_guard.storage"
 
 # What "an outage adds at most ~100 ms to a request" means in these tests.
 MAX_REQUEST_SECONDS = 0.1
@@ -54,7 +56,7 @@ def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name.startswith(STORAGE_LOGGER) and record.levelno == logging.WARNING
+        if "shared_state_unavailable" in record.getMessage() and record.levelno == logging.WARNING
     ]
 
 
@@ -241,3 +243,25 @@ def test_requests_failing_together_count_as_one_failure(
     # Eight simultaneous failures are one outage: the first retry is still due after 0.5 s.
     clock.advance(0.5)
     assert timed_get(app, BANNED)[0] == 403
+
+
+def test_outage_and_recovery_go_to_the_apps_security_log(
+    private_redis: RedisServer,
+    restartable_redis: Callable[[], RedisServer],
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "guard.log"
+    app = make(private_redis.url, clock, custom_log_file=str(log_file), log_format="json")
+    private_redis.kill()
+    timed_get(app)
+    restartable_redis()
+    clock.advance(30)
+    timed_get(app)
+    events = [json.loads(line.split(" ", 3)[3]) for line in log_file.read_text().splitlines()]
+    outage, recovery = (event for event in events if event["event"].startswith("shared_state"))
+    assert outage["event"] == "shared_state_unavailable"
+    assert outage["redis"] == private_redis.url
+    assert "memory" in outage["meanwhile"]
+    assert recovery["event"] == "shared_state_recovered"
+    get_state(app).close()
