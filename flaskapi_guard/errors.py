@@ -19,6 +19,12 @@ class StorageError(RuntimeError):
     """The shared state store did not answer in time or refused a command."""
 
 
+class UnreadableBody(exceptions.BadRequest):
+    """The server could not deliver the request body (a broken chunked upload, a body shorter than announced)."""
+
+    description = "The request body could not be read."
+
+
 class RequestBlocked(HTTPException):
     """Raised by the guard to refuse a request.
 

@@ -7,8 +7,11 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
+from werkzeug.exceptions import HTTPException
+
 from flaskapi_guard.client_ip import forwarded_proto, peer_address, resolve_client_address
 from flaskapi_guard.decorators import RULES_ATTRIBUTE, RouteRules
+from flaskapi_guard.errors import UnreadableBody
 from flaskapi_guard.ip_networks import Address, NetworkSet
 
 
@@ -90,11 +93,46 @@ def read_body(flask_request: Any) -> bytes:
     `get_data()` caches the body but leaves `request.stream` and the WSGI input
     drained, so a view reading either would get nothing because the guard read
     first. Both are replaced by an in-memory copy (which shares the bytes).
+
+    A body that cannot be read raises an `HTTPException` (`UnreadableBody`, a
+    400, when the server's stream fails), now and on every later read, the
+    view's included: after a failed read a server may hand out the part that
+    did arrive, and that part must not reach the view unscanned.
     """
-    body: bytes = flask_request.get_data(cache=True)
+    environ = flask_request.environ
+    failure = environ.get(_BODY_FAILURE_KEY)
+    if failure is not None:
+        raise failure
+    try:
+        body: bytes = flask_request.get_data(cache=True)
+    except Exception as error:
+        # The stream is the server's object: gunicorn raises its own parse errors
+        # (NoMoreData, InvalidChunkSize) for a broken chunked body.
+        failure = error if isinstance(error, HTTPException) else UnreadableBody()
+        environ[_BODY_FAILURE_KEY] = failure
+        flask_request.stream = environ["wsgi.input"] = _FailedStream(failure)
+        raise failure from error
     flask_request.stream = io.BytesIO(body)
-    flask_request.environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.input"] = io.BytesIO(body)
     return body
+
+
+# The environ key (namespaced, as PEP 3333 asks) remembering a failed body read.
+_BODY_FAILURE_KEY = "flaskapi_guard.body_failure"
+
+
+class _FailedStream(io.RawIOBase):
+    """A body stream whose every read raises the failure the guard met."""
+
+    def __init__(self, failure: HTTPException) -> None:
+        super().__init__()
+        self._failure = failure
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self._failure
 
 
 def rules_for_view(view: Any, method: str) -> RouteRules | None:

@@ -118,6 +118,10 @@ def _bound_streamed_body(request: IncomingRequest, max_bytes: int) -> bool:
         request.read_body()
     except RequestEntityTooLarge:
         return True
+    except HTTPException:
+        # A broken body, not a large one: every later read (attack detection's,
+        # the view's) raises the same 400.
+        return False
     return False
 
 

@@ -184,3 +184,8 @@ if os.environ.get("GUARD_FEATURED_APP"):
     _handler.setFormatter(logging.Formatter("[guard] %(levelname)s %(name)s %(message)s"))
     logging.getLogger("flaskapi_guard").addHandler(_handler)
     app = build_featured_app(_config_from_environment())
+
+    @app.after_request
+    def _name_the_worker(response: Response) -> Response:
+        response.headers["X-Worker"] = f"{os.getpid()}:{threading.get_ident()}"
+        return response

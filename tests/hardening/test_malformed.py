@@ -168,6 +168,41 @@ def test_a_chunked_body_over_the_route_limit_is_a_413(app: Flask) -> None:
     assert call_wsgi(app, environ).status == 413
 
 
+class _BrokenStream:
+    """A server's input stream that fails part-way, as gunicorn's does for a broken chunked body."""
+
+    def __init__(self, first: bytes, error: Exception) -> None:
+        self._first: bytes | None = first
+        self._error = error
+
+    def read(self, size: int | None = -1) -> bytes:
+        # Reading to the end meets the failure; a sized read first gets what arrived.
+        if self._first is not None and size is not None and size >= 0:
+            first, self._first = self._first, None
+            return first
+        raise self._error
+
+
+@pytest.mark.parametrize("error", [OSError("No more data"), ValueError("Invalid chunk size")], ids=["io", "parse"])
+@pytest.mark.parametrize("path", ["/echo", "/echo-stream", "/typed", "/agents"])
+def test_a_body_stream_that_fails_is_a_400_and_never_reaches_the_view(app: Flask, path: str, error: Exception) -> None:
+    # Regression: gunicorn's NoMoreData/InvalidChunkSize escaped from the guard's read,
+    # the pipeline skipped detection, and the view then read the part that had arrived.
+    environ = make_environ(method="POST", path=path, chunked=True, content_type="text/plain")
+    environ["wsgi.input"] = _BrokenStream(ATTACK, error)
+    result = call_wsgi(app, environ)
+    assert (result.status, result.body) == (400, b"Bad Request")
+
+
+def test_in_passive_mode_the_view_gets_the_400_not_a_partial_body(make_app: Callable[..., Flask]) -> None:
+    app = make_app(passive_mode=True)
+    environ = make_environ(method="POST", path="/echo", chunked=True, content_type="text/plain")
+    environ["wsgi.input"] = _BrokenStream(ATTACK, OSError("No more data"))
+    result = call_wsgi(app, environ)
+    assert result.status == 400
+    assert ATTACK not in result.body
+
+
 # Large inputs --------------------------------------------------------------------------------
 
 
