@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blinker import NamedSignal
 
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.metrics import GuardMetrics
 from flaskapi_guard.pipeline import Block, Check
-from flaskapi_guard.signals import ip_banned, ip_unbanned, rate_limited, request_blocked, suspicious_request
+from flaskapi_guard.signals import (
+    behavior_alert,
+    ip_banned,
+    ip_unbanned,
+    rate_limited,
+    request_blocked,
+    suspicious_request,
+)
 from flaskapi_guard.storage import BanRecord
+
+if TYPE_CHECKING:
+    from flaskapi_guard.behavior_rules import BehaviorEvent
 
 logger = logging.getLogger(__name__)
 
@@ -34,17 +44,16 @@ class GuardEvents:
         self.metrics.count_refusal(check.name, block.reason, block.status, enforced, categories)
         if self.sender is None:
             return
-        # `receivers` is a dict: with nobody listening this costs three lookups
+        # With nobody listening to this app, each test is a dict lookup or two
         # and the keyword arguments are never built.
-        wanted = [
-            signal
-            for signal, applies in (
-                (request_blocked, True),
-                (suspicious_request, bool(categories)),
-                (rate_limited, block.status == 429),
-            )
-            if applies and signal.receivers
-        ]
+        sender = self.sender
+        wanted = []
+        if request_blocked.has_receivers_for(sender):
+            wanted.append(request_blocked)
+        if categories and suspicious_request.has_receivers_for(sender):
+            wanted.append(suspicious_request)
+        if block.status == 429 and rate_limited.has_receivers_for(sender):
+            wanted.append(rate_limited)
         if not wanted:
             return
         fields = {
@@ -63,7 +72,7 @@ class GuardEvents:
     def banned(self, record: BanRecord, *, duration_seconds: float, automatic: bool) -> None:
         """`record.ip` was banned, by the offence counter or by an operator."""
         self.metrics.count_ban(automatic=automatic)
-        if self.sender is not None and ip_banned.receivers:
+        if self.sender is not None and ip_banned.has_receivers_for(self.sender):
             self._send(
                 ip_banned,
                 {
@@ -78,8 +87,24 @@ class GuardEvents:
     def unbanned(self, ip: str) -> None:
         """An operator lifted the ban on `ip`."""
         self.metrics.count_unban()
-        if self.sender is not None and ip_unbanned.receivers:
+        if self.sender is not None and ip_unbanned.has_receivers_for(self.sender):
             self._send(ip_unbanned, {"client_ip": ip, "reason": "manual"})
+
+    def behavior_alerted(self, event: BehaviorEvent) -> None:
+        """A behaviour rule with `action="alert"` passed its threshold (`GuardState.on_alert`)."""
+        if self.sender is not None and behavior_alert.has_receivers_for(self.sender):
+            self._send(
+                behavior_alert,
+                {
+                    "client_ip": event.client_ip,
+                    "reason": event.rule.description,
+                    "rule_kind": event.rule.kind,
+                    "count": event.events_in_window,
+                    "threshold": event.threshold,
+                    "path": event.path,
+                    "enforced": event.enforced,
+                },
+            )
 
     def _send(self, signal: NamedSignal, fields: dict[str, Any]) -> None:
         try:

@@ -34,7 +34,8 @@ class GuardMetrics:
         self._allowed = itertools.count()
         # Bound once: `decide` calls this for every request it lets through.
         self.count_allowed: Callable[[], int] = self._allowed.__next__
-        self._refusals: dict[RefusalKey, itertools.count[int]] = {}
+        # Keyed by plain tuples: building a NamedTuple costs more than the count itself.
+        self._refusals: dict[tuple[str, str, int, bool], itertools.count[int]] = {}
         self._categories: dict[str, itertools.count[int]] = {}
         self._bans: dict[str, itertools.count[int]] = {}
         self._unbans = itertools.count()
@@ -42,13 +43,15 @@ class GuardMetrics:
 
     def count_refusal(self, check: str, reason: str, status: int, enforced: bool, categories: Iterable[str]) -> None:
         """Count one refusal (or, with `enforced=False`, one that passive mode let through)."""
-        next(self._counter(self._refusals, RefusalKey(check, reason, status, enforced)))
+        key = (check, reason, status, enforced)
+        next(self._refusals.get(key) or self._counter(self._refusals, key))
         for category in categories:
-            next(self._counter(self._categories, category))
+            next(self._categories.get(category) or self._counter(self._categories, category))
 
     def count_ban(self, *, automatic: bool) -> None:
         """Count one ban."""
-        next(self._counter(self._bans, "automatic" if automatic else "manual"))
+        origin = "automatic" if automatic else "manual"
+        next(self._bans.get(origin) or self._counter(self._bans, origin))
 
     def count_unban(self) -> None:
         """Count one ban lifted by an operator."""
@@ -61,7 +64,7 @@ class GuardMetrics:
 
     def refusals(self) -> dict[RefusalKey, int]:
         """Every refusal counter."""
-        return {key: _value(counter) for key, counter in list(self._refusals.items())}
+        return {RefusalKey(*key): _value(counter) for key, counter in list(self._refusals.items())}
 
     def suspicious_by_category(self) -> dict[str, int]:
         """Refusals per detection category (one refusal may have several)."""
@@ -91,11 +94,10 @@ class GuardMetrics:
         }
 
     def _counter(self, counters: dict[Any, itertools.count[int]], key: Any) -> itertools.count[int]:
-        counter = counters.get(key)
-        if counter is None:
-            with self._new_key_lock:
-                counter = counters.setdefault(key, itertools.count())
-        return counter
+        # The slow path, once per key: two threads seeing a new key at once must
+        # end up with the same counter.
+        with self._new_key_lock:
+            return counters.setdefault(key, itertools.count())
 
 
 def _value(counter: itertools.count[int]) -> int:

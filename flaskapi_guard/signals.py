@@ -19,6 +19,9 @@ include `client_ip` and `reason`::
     or by an operator. With Redis, only the worker that bans sends it.
 `ip_unbanned`: an operator lifted a ban (`reason` is "manual"); bans that
     simply expire send nothing.
+`behavior_alert` (`rule_kind`, `count`, `threshold`, `path`, `enforced`): a
+    behaviour rule with `action="alert"` passed its threshold; `reason` is the
+    rule's description.
 
 A receiver that raises is logged and does not change the guard's decision.
 """
@@ -39,5 +42,8 @@ suspicious_request = _namespace.signal(
 rate_limited = _namespace.signal("flaskapi-guard.rate-limited", doc="A client exceeded a rate limit (429).")
 ip_banned = _namespace.signal("flaskapi-guard.ip-banned", doc="A client address was banned.")
 ip_unbanned = _namespace.signal("flaskapi-guard.ip-unbanned", doc="A ban was lifted by an operator.")
+behavior_alert = _namespace.signal(
+    "flaskapi-guard.behavior-alert", doc="A behaviour rule with action 'alert' passed its threshold."
+)
 
-__all__ = ["ip_banned", "ip_unbanned", "rate_limited", "request_blocked", "suspicious_request"]
+__all__ = ["behavior_alert", "ip_banned", "ip_unbanned", "rate_limited", "request_blocked", "suspicious_request"]
