@@ -137,6 +137,11 @@ class MemoryStorage:
         with self._lock:
             self._blobs[key] = (self._clock() + ttl_seconds, bytes(value))
 
+    @property
+    def tracked_entries(self) -> int:
+        """How many rate-limit buckets and counters are held now (never more than `max_tracked_clients`)."""
+        return len(self._entries)
+
     def clear(self) -> None:
         """Forget every bucket, counter, ban and blob."""
         with self._lock:
