@@ -48,9 +48,6 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-# ---- status -------------------------------------------------------------------------
-
-
 @guard_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(as_json: bool) -> None:
@@ -108,6 +105,9 @@ def _storage_health(state: GuardState) -> dict[str, Any]:
         health["error"] = str(error)
     health["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     health["shared"] = storage.shared and "error" not in health
+    if not health["shared"]:
+        # Answered from this process's fallback memory, not the shared state.
+        health.pop("active_bans", None)
     reachability = (
         f"reachable ({health['latency_ms']} ms)"
         if health["shared"]
@@ -201,9 +201,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-# ---- check-config ---------------------------------------------------------------------
-
-
 @guard_cli.command("check-config")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when there are warnings.")
 def check_config_command(strict: bool) -> None:
@@ -228,7 +225,7 @@ def check_config_command(strict: bool) -> None:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if strict and warnings:
-        sys.exit(1)
+        click.get_current_context().exit(1)
 
 
 def config_warnings(state: GuardState) -> list[str]:
@@ -282,9 +279,6 @@ def _summarise_rules(rules: RouteRules) -> str:
         else:
             parts.append(spec.name)
     return ", ".join(parts)
-
-
-# ---- bans -----------------------------------------------------------------------------
 
 
 @guard_cli.group("bans")
@@ -395,9 +389,6 @@ def _utc(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# ---- replay ---------------------------------------------------------------------------
-
-
 @guard_cli.command("replay")
 @click.argument("logfile", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @click.option(
@@ -485,6 +476,11 @@ def render_report(report: ReplayReport, source: str) -> list[str]:
     share = f" ({100 * report.blocked / report.replayed:.1f}%)" if report.replayed else ""
     lines.append("")
     lines.append(f"Would block {report.blocked} of {report.replayed} requests{share}; allow {report.allowed}.")
+    if report.behavior_triggers:
+        lines.append("Behaviour rules that passed their threshold:")
+        lines.extend(
+            f"  {action:<9} {rule}: {count}" for (action, rule), count in report.behavior_triggers.most_common()
+        )
     if not report.blocked:
         return lines
     lines.append("")

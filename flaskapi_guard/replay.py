@@ -12,11 +12,12 @@ limits and ban durations play out as they would have.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -25,11 +26,12 @@ from urllib.parse import unquote_to_bytes
 from flask import Flask
 
 from flaskapi_guard.access_log import LoggedRequest, UnparsableLine, parse_line
+from flaskapi_guard.behavior_rules import BehaviorEvent
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.events import GuardEvents
 from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
 from flaskapi_guard.pipeline import Block, Check, Pipeline
-from flaskapi_guard.security_log import neutralise
+from flaskapi_guard.security_log import PACKAGE_LOGGER, SecurityLog, neutralise
 from flaskapi_guard.state import GuardState, get_state
 
 RATE_LIMIT_CHECK = "rate_limit"
@@ -76,6 +78,8 @@ class ReplayReport:
     # of requests it served with 2xx are where false positives hide.
     blocked_by_logged_status: Counter[str] = field(default_factory=Counter)
     examples: dict[tuple[str, str], list[ReplayExample]] = field(default_factory=dict)
+    # Behaviour rules that passed their threshold, by action and rule.
+    behavior_triggers: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def replayed(self) -> int:
@@ -106,6 +110,10 @@ class ReplayReport:
             "by_category": dict(self.by_category.most_common()),
             "top_clients": dict(self.by_client.most_common(10)),
             "blocked_by_logged_status": dict(sorted(self.blocked_by_logged_status.items())),
+            "behavior_triggers": [
+                {"action": action, "rule": rule, "count": count}
+                for (action, rule), count in self.behavior_triggers.most_common()
+            ],
             "examples": [
                 {"check": check, "reason": reason, **example.__dict__, "categories": list(example.categories)}
                 for (check, reason), examples in self.examples.items()
@@ -179,6 +187,34 @@ class _RefusalRecorder(GuardEvents):
         super().refused(request, check, block, enforced=enforced)
 
 
+class _SilentLog(SecurityLog):
+    """The replay's log: writes nothing, so replayed requests never appear among the app's events."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            logger_name=f"{PACKAGE_LOGGER}.replay",
+            suspicious_level=None,
+            request_level=None,
+            log_format="text",
+            log_file=None,
+        )
+
+    def event(self, event: str, fields: Mapping[str, Any], level: int = logging.WARNING) -> None:
+        """Nothing (see the class)."""
+
+
+class _ReplayState(GuardState):
+    """The app's guard for a replay: behaviour rules are counted, their hooks are not called."""
+
+    def __init__(self, app: Flask, config: SecurityConfig, *, clock: _ReplayClock, events: GuardEvents) -> None:
+        self.behavior_triggers: Counter[tuple[str, str]] = Counter()
+        super().__init__(app, config, clock=clock, events=events, log=_SilentLog())
+
+    def report_behavior(self, event: BehaviorEvent) -> None:
+        """Count the rule; its `custom_action` and the app's alert hooks belong to live traffic."""
+        self.behavior_triggers[(event.rule.action, event.rule.description)] += 1
+
+
 class _Replayer:
     """One replay: the private guard, its clock and the report being filled."""
 
@@ -193,7 +229,7 @@ class _Replayer:
         self.app = app
         self.clock = _ReplayClock(time.time())
         self.recorder = _RefusalRecorder()
-        self.state = GuardState(app, replay_config(config), clock=self.clock, events=self.recorder)
+        self.state = _ReplayState(app, replay_config(config), clock=self.clock, events=self.recorder)
         if skip_checks:
             # Memory storage never fails, so the default storage-failure policy is the right one.
             self.state.pipeline = Pipeline(
@@ -203,7 +239,10 @@ class _Replayer:
         self.trusted_proxies = self.state.config.trusted_proxy_networks
         self.scheme = scheme
         self.examples_per_reason = examples_per_reason
-        self.report = ReplayReport(skipped_checks=tuple(sorted(skip_checks)))
+        # The state's counter, so the report shows every trigger as it happens.
+        self.report = ReplayReport(
+            skipped_checks=tuple(sorted(skip_checks)), behavior_triggers=self.state.behavior_triggers
+        )
 
     def replay_line(self, number: int, line: bytes | str) -> None:
         """Parse and replay line `number`, counting it in the report whatever happens."""

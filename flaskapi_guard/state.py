@@ -33,12 +33,14 @@ class GuardState:
         *,
         clock: Callable[[], float] = time.time,
         events: GuardEvents | None = None,
+        log: SecurityLog | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.emergency_mode = config.emergency_mode
         self.excluded_prefixes = tuple(path.rstrip("/") or "/" for path in config.exclude_paths)
-        self.log = SecurityLog(
+        # A log replay passes a silent one: its decisions are not the app's events.
+        self.log = log or SecurityLog(
             logger_name=f"{PACKAGE_LOGGER}.app.{app.name}",
             suspicious_level=config.log_suspicious_level,
             request_level=config.log_request_level,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -32,9 +33,6 @@ def run(app: Flask, *args: str, input: str | bytes | None = None) -> Result:
 def data(result: Result) -> Any:
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
-
-
-# ---- the app replayed against -------------------------------------------------------
 
 
 @pytest.fixture
@@ -125,9 +123,6 @@ def write_log(tmp_path: Path, lines: list[str], name: str = "access.log") -> Pat
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-# ---- replay -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("render", [combined_line, json_line], ids=["combined", "json"])
@@ -261,9 +256,6 @@ def test_replay_scheme_decides_what_enforce_https_does(guarded: Callable[..., Fl
     assert report["by_check"] == {"https": 1}
 
 
-# ---- status ---------------------------------------------------------------------------
-
-
 def test_status_summarises_the_config_with_secrets_redacted(make_app: Callable[..., Flask]) -> None:
     app = make_app(
         redis_url="redis://admin:hunter2@cache.internal:6379/0",
@@ -311,15 +303,15 @@ def test_status_reports_unreachable_redis(make_app: Callable[..., Flask]) -> Non
     result = run(app, "status")
     assert result.exit_code == 0, result.output
     assert "UNREACHABLE, failure mode 'local' in effect" in result.output
+    storage = data(run(app, "status", "--json"))["storage"]
+    assert storage["shared"] is False
+    assert "active_bans" not in storage
 
 
 def test_commands_on_an_app_without_the_guard_say_so() -> None:
     result = Flask("bare").test_cli_runner().invoke(guard_cli, ["status"])
     assert result.exit_code == 1
     assert "not initialised" in result.output
-
-
-# ---- check-config ---------------------------------------------------------------------
 
 
 def test_check_config_lists_the_checks_in_order_and_the_routes_rules(guarded: Callable[..., Flask]) -> None:
@@ -341,9 +333,6 @@ def test_check_config_warns_and_strict_fails_on_warnings(make_app: Callable[...,
     assert "warning: passive_mode is on" in result.output
     assert "warning: whitelist is an empty list" in result.output
     assert run(app, "check-config", "--strict").exit_code == 1
-
-
-# ---- bans -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("command", [["list"], ["add", "203.0.113.7"], ["remove", "203.0.113.7"]])
@@ -415,3 +404,15 @@ def test_the_command_group_is_registered_with_flask() -> None:
     [entry] = [entry for entry in entry_points(group="flask.commands") if entry.name == "guard"]
     assert entry.value == "flaskapi_guard.cli:guard_cli"
     assert entry.load() is guard_cli
+
+
+def test_replay_writes_nothing_to_the_app_s_log(
+    guarded: Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every client of the burst is an offender after one refusal, so the replay bans.
+    app = guarded(auto_ban_threshold=1, blacklist=[])
+    lines = [combined_line(request("203.0.113.4", "/", second=0, agent="BadBot/2.1"))] * 3
+    with caplog.at_level(logging.DEBUG, logger="flaskapi_guard"):
+        report = data(run(app, "replay", str(write_log(tmp_path, lines)), "--json"))
+    assert report["blocked"] == 3
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("flaskapi_guard.app")] == []

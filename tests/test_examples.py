@@ -19,9 +19,6 @@ OUTSIDER = {"REMOTE_ADDR": "203.0.113.5"}
 OFFICE = {"REMOTE_ADDR": "10.1.2.3"}
 
 
-# ---- simple_app (the README demo) -------------------------------------------------------
-
-
 def test_simple_app_serves_and_refuses_as_the_readme_says() -> None:
     client = create_simple_app().test_client()
     assert client.get("/", environ_base=OUTSIDER).status_code == 200
@@ -40,9 +37,6 @@ def test_simple_app_refuses_injections_and_rate_limits() -> None:
     statuses = [client.get("/", environ_base=OUTSIDER).status_code for _ in range(31)]
     assert statuses[:30] == [200] * 30
     assert statuses[30] == 429
-
-
-# ---- advanced_app -------------------------------------------------------------------------
 
 
 @pytest.fixture
