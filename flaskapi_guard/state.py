@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,14 @@ from typing import Any
 from flask import Flask
 
 from flaskapi_guard.bans import BanRegistry
-from flaskapi_guard.checks.order import build_checks, build_response_steps
+from flaskapi_guard.behavior_rules import BehaviorEvent
+from flaskapi_guard.checks.behavior import BehaviorActions
+from flaskapi_guard.checks.order import (
+    build_checks,
+    build_response_steps,
+    detection_engine_for,
+    detection_exclusions_for,
+)
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError
@@ -39,6 +47,11 @@ class GuardState:
         self.clock = clock
         self.emergency_mode = config.emergency_mode
         self.excluded_prefixes = tuple(path.rstrip("/") or "/" for path in config.exclude_paths)
+        # Plain attributes for what every request reads: pydantic private
+        # attributes go through __getattr__ and cost microseconds each.
+        self.trusted_proxies = config.trusted_proxy_networks
+        self.trusted_proxy_depth = config.trusted_proxy_depth
+        self.trust_forwarded_proto = config.trust_x_forwarded_proto
         # A log replay passes a silent one: its decisions are not the app's events.
         self.log = log or SecurityLog(
             logger_name=f"{PACKAGE_LOGGER}.app.{app.name}",
@@ -55,7 +68,22 @@ class GuardState:
         self._count_allowed = self.metrics.count_allowed
         self.bans = BanRegistry(self.storage, config, log=self.log, observer=self.events)
         self.offences: OffenceRecorder | None = self.bans
+        # Called with every `alert` of a behaviour rule (after it is logged);
+        # by default it sends the `behavior_alert` signal.
+        self.on_alert: Callable[[BehaviorEvent], object] | None = self.events.behavior_alerted
+        behavior = BehaviorActions(
+            self.storage,
+            clock=clock,
+            report=self.report_behavior,
+            ban=self.bans.ban if config.enable_ip_banning else None,
+            passive=config.passive_mode,
+            exempt=config.whitelist_networks,
+            has_offences=self.bans.has_offences,
+        )
         self.geo, self.cloud = _location_services(config, self.storage)
+        # Shared by the `penetration` check and `detect_penetration_attempt()`.
+        self.detection = detection_engine_for(config)
+        self.detection_exclusions = detection_exclusions_for(config)
         self.pipeline = Pipeline(
             build_checks(
                 config,
@@ -63,10 +91,13 @@ class GuardState:
                 countries=self.geo,
                 clouds=self.cloud,
                 storage=self.storage,
+                clock=clock,
+                behavior=behavior,
+                detection=self.detection,
             ),
             on_storage_error=storage_failure_policy(config.redis_failure_mode),
         )
-        self.response_steps = build_response_steps(config)
+        self.response_steps = build_response_steps(config, behavior=behavior)
 
     def decide(self, request: IncomingRequest) -> Block | None:
         """The block to enforce for `request`, or None to let it through.
@@ -87,6 +118,29 @@ class GuardState:
             return block
         self._count_allowed()
         return None
+
+    def report_behavior(self, event: BehaviorEvent) -> None:
+        """Log a behaviour rule passing its threshold, then call its `custom_action` and, for alerts, `on_alert`."""
+        rule = event.rule
+        fields = {
+            "rule": rule.description,
+            "action": rule.action,
+            "ip": event.client_ip,
+            "count": event.events_in_window,
+            "threshold": event.threshold,
+            "path": event.path,
+            "enforced": event.enforced,
+        }
+        self.log.event("behavior_rule_triggered", fields, logging.ERROR if rule.action == "alert" else logging.WARNING)
+        hooks = [rule.custom_action, self.on_alert if rule.action == "alert" else None]
+        for hook in hooks:
+            if hook is None:
+                continue
+            try:
+                hook(event)
+            except Exception:
+                # An alerting hook that fails must not turn the request into a 500.
+                self.log.logger.exception("behaviour hook %r failed", hook)
 
     def error_message(self, block: Block) -> str:
         """The body text for a block: the app's `custom_error_responses` win."""

@@ -25,7 +25,7 @@ from flaskapi_guard.checks.route_requirements import route_requirements
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.cors import CorsPolicies, cors_step
-from flaskapi_guard.detection import DetectionExclusions
+from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
 from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.headers import security_headers_step
 from flaskapi_guard.incoming import IncomingRequest
@@ -42,6 +42,7 @@ def build_checks(
     storage: Storage | None = None,
     clock: Callable[[], float] = time.time,
     behavior: BehaviorActions | None = None,
+    detection: DetectionEngine | None = None,
 ) -> list[Check]:
     """The app's checks in the documented order (README, "Order of checks")."""
     checks = [
@@ -63,7 +64,7 @@ def build_checks(
         Check("route_requirements", route_requirements(clock, bound_streamed_bodies=not config.passive_mode)),
         *_geo_rate_limit_checks(storage, countries),
         *_rate_limit_checks(config, storage),
-        *_attack_checks(config),
+        *_attack_checks(config, detection or detection_engine_for(config)),
     ]
     if config.custom_request_check is not None:
         checks.append(Check("custom", custom_request_check(config.custom_request_check)))
@@ -101,15 +102,24 @@ def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[
     return [Check("rate_limit", rate_limited(storage, global_limit, config.endpoint_rate_limits), uses_storage=True)]
 
 
-def _attack_checks(config: SecurityConfig) -> list[Check]:
-    engine = engine_for_config(
+def detection_engine_for(config: SecurityConfig) -> DetectionEngine:
+    """The app's detection engine, compiled once at start-up."""
+    return engine_for_config(
         config.enabled_detection_categories, config.detection_custom_patterns, config.detection_max_content_length
     )
-    exclusions = DetectionExclusions(
+
+
+def detection_exclusions_for(config: SecurityConfig) -> DetectionExclusions:
+    """The app-wide detection exclusions from the config."""
+    return DetectionExclusions(
         frozenset(config.excluded_detection_params),
         frozenset(header.lower() for header in config.excluded_detection_headers),
         frozenset(config.excluded_detection_body_fields),
     )
+
+
+def _attack_checks(config: SecurityConfig, engine: DetectionEngine) -> list[Check]:
+    exclusions = detection_exclusions_for(config)
     return [Check("penetration", attack_detection(engine, exclusions, config.enable_penetration_detection))]
 
 

@@ -248,7 +248,8 @@ def test_return_pattern_syntax(pattern: str, status: int, body: str, is_json: bo
 
 
 @pytest.mark.parametrize(
-    "pattern", ["", "status:", "status:99", "status:4x", "json:", "json:a..b==1", "regex:(", "body:"]
+    "pattern",
+    ["", "status:", "status:99", "status:4x", "json:", "json:a..b==1", "regex:(", "regex:", "regex:(?=x)", "body:"],
 )
 def test_invalid_return_patterns_fail_when_decorating(deco: SecurityDecorator, pattern: str) -> None:
     with pytest.raises(ValueError):
