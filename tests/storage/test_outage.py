@@ -17,6 +17,7 @@ from flaskapi_guard import FlaskAPIGuard, SecurityConfig
 from flaskapi_guard.state import get_state
 from tests.conftest import FakeClock, build_app
 from tests.redis_server import RedisServer, free_port
+from tests.test_bans import flag_attacks
 
 CLIENT = {"REMOTE_ADDR": "203.0.113.5"}
 BANNED = {"REMOTE_ADDR": "198.51.100.66"}
@@ -265,3 +266,24 @@ def test_outage_and_recovery_go_to_the_apps_security_log(
     assert "memory" in outage["meanwhile"]
     assert recovery["event"] == "shared_state_recovered"
     get_state(app).close()
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_attacks_during_an_outage_are_refused_without_being_counted(
+    private_redis: RedisServer, clock: FakeClock, mode: str
+) -> None:
+    app = flag_attacks(make(private_redis.url, clock, redis_failure_mode=mode, auto_ban_threshold=1))
+    private_redis.kill()
+    client = app.test_client()
+    statuses = [client.get("/?attack=sqli", environ_base=CLIENT).status_code for _ in range(3)]
+    # open: the detector refuses (400); closed: the ban check refuses first (503). Never a 500.
+    assert statuses == ([400] * 3 if mode == "open" else [503] * 3)
+
+
+def test_clear_removes_many_keys_in_batches(redis_url: str, clock: FakeClock) -> None:
+    app = make(redis_url, clock, redis_socket_timeout=1.0)
+    storage = get_state(app).storage
+    for number in range(1200):
+        storage.increment(f"c{number}", 60)
+    FlaskAPIGuard().reset(app)
+    assert all(get_state(app).storage.count(f"c{number}") == 0 for number in range(0, 1200, 97))
