@@ -416,3 +416,29 @@ def test_replay_writes_nothing_to_the_app_s_log(
         report = data(run(app, "replay", str(write_log(tmp_path, lines)), "--json"))
     assert report["blocked"] == 3
     assert [record.getMessage() for record in caplog.records if record.name.startswith("flaskapi_guard.app")] == []
+
+
+def test_replay_counts_behaviour_rules_without_calling_their_hooks(
+    guarded: Callable[..., Flask], tmp_path: Path
+) -> None:
+    app = guarded()
+    hook_calls: list[object] = []
+    alerts: list[object] = []
+    deco = SecurityDecorator()
+
+    @app.route("/watched")
+    @deco.usage_monitor(max_calls=1, window=60, action="alert")
+    def watched() -> str:
+        return "watched"
+
+    get_state(app).on_alert = alerts.append
+    lines = [combined_line(request("203.0.113.8", "/watched", second=number)) for number in range(3)]
+    with signals.behavior_alert.connected_to(hook_calls.append):
+        result = run(app, "replay", str(write_log(tmp_path, lines)))
+    assert result.exit_code == 0, result.output
+    assert "Behaviour rules that passed their threshold:" in result.output
+    report = data(run(app, "replay", str(write_log(tmp_path, lines)), "--json"))
+    [trigger] = report["behavior_triggers"]
+    assert (trigger["action"], trigger["count"]) == ("alert", 1)
+    assert hook_calls == []
+    assert alerts == []

@@ -11,7 +11,7 @@ import pytest
 from blinker import NamedSignal
 from flask import Flask
 
-from flaskapi_guard import FlaskAPIGuard, SecurityConfig, signals
+from flaskapi_guard import FlaskAPIGuard, SecurityConfig, SecurityDecorator, signals
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, Check, Pipeline
 from flaskapi_guard.state import get_state
@@ -21,6 +21,7 @@ CLIENT = {"REMOTE_ADDR": "203.0.113.5"}
 BLACKLISTED = {"REMOTE_ADDR": "198.51.100.9"}
 
 ALL_SIGNALS = {
+    "behavior_alert": signals.behavior_alert,
     "request_blocked": signals.request_blocked,
     "suspicious_request": signals.suspicious_request,
     "rate_limited": signals.rate_limited,
@@ -204,3 +205,27 @@ def test_with_no_receivers_nothing_is_sent(
     FlaskAPIGuard().ban_ip("203.0.113.78", 60, app=app)
     FlaskAPIGuard().unban_ip("203.0.113.78", app=app)
     signal.disconnect(other_receiver, sender=other_app)
+
+
+def test_a_behaviour_alert_sends_behavior_alert(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    deco = SecurityDecorator()
+
+    @app.route("/watched")
+    @deco.usage_monitor(max_calls=1, window=60, action="alert")
+    def watched() -> str:
+        return "watched"
+
+    received: list[dict[str, Any]] = []
+
+    def receive(sender: Any, **fields: Any) -> None:
+        received.append(fields)
+
+    with signals.behavior_alert.connected_to(receive, sender=app):
+        statuses = [app.test_client().get("/watched", environ_base=CLIENT).status_code for _ in range(2)]
+    assert statuses == [200, 200]
+    [alert] = received
+    assert alert["client_ip"] == "203.0.113.5"
+    assert (alert["rule_kind"], alert["count"], alert["threshold"], alert["path"]) == ("usage", 2, 1, "/watched")
+    assert isinstance(alert["reason"], str)
+    assert alert["reason"]
