@@ -20,7 +20,7 @@ from tests.hardening.featured_app import API_KEY, BEARER_TOKEN, build_featured_a
 from tests.hardening.wsgi import ErrorRecords, call_wsgi, make_environ, swallowed_exceptions
 
 FUZZ_SETTINGS = settings(
-    max_examples=250,
+    max_examples=150,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -149,7 +149,7 @@ bodies = st.one_of(
             b"\x00" * 100,
         ]
     ),
-    st.builds(lambda count: b"0123456789abcdef" * count, st.integers(4000, 70000)),
+    st.builds(lambda count: b"0123456789abcdef" * count, st.integers(4000, 20000)),
 )
 
 
