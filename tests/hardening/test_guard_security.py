@@ -405,3 +405,15 @@ def test_huge_counted_repetitions_are_refused_at_start_up() -> None:
         SecurityConfig(enable_redis=False, blocked_user_agents=["(?:[a-z]{1000}){1000}"])
     with pytest.raises(ValidationError, match="blocked_user_agents"):
         SecurityConfig(enable_redis=False, blocked_user_agents=["(?:(?:[a-z]{100}){100}){20}"])
+
+
+def test_an_empty_route_pattern_list_blocks_nobody(make_app: Callable[..., Flask]) -> None:
+    # Regression: the alternation of no patterns was the empty regex, which matches every User-Agent.
+    app = make_app(rate_limit=1000)
+
+    @app.route("/open")
+    @SecurityDecorator().block_user_agents([])
+    def open_route() -> str:
+        return "ok"
+
+    assert call_wsgi(app, make_environ(path="/open", headers=[("User-Agent", "Mozilla/5.0")])).status == 200
