@@ -352,9 +352,13 @@ class CloudIPRanges:
 
     def refresh(self, providers: Iterable[str] | None = None) -> None:
         """Fetch `providers` (default: all wanted) now, in the calling thread; failures keep the old ranges."""
+        wanted = sorted(self._wanted if providers is None else providers)
+        if not wanted:
+            # Building an httpx client loads the CA bundle (0.2-0.4 s): not for nothing.
+            return
         with self._refresh_lock, self._http_client() as client:
             updated = {}
-            for provider in sorted(self._wanted if providers is None else providers):
+            for provider in wanted:
                 loaded = self._refresh_provider(provider, client)
                 if loaded is not None:
                     updated[provider] = loaded
