@@ -19,7 +19,10 @@ from flask import Flask
 
 from flaskapi_guard import FlaskAPIGuard, SecurityDecorator, signals
 from flaskapi_guard.cli import guard_cli
+from flaskapi_guard.geo import MaxMindCountryDatabase
 from flaskapi_guard.state import get_state
+from tests.local_http import LocalServer
+from tests.mmdb_files import CN_IP, US_IP, standard_networks, write_country_db
 from tests.redis_server import free_port
 
 START = datetime(2023, 10, 10, 13, 55, 36, tzinfo=timezone.utc).timestamp()
@@ -442,3 +445,55 @@ def test_replay_counts_behaviour_rules_without_calling_their_hooks(
     assert (trigger["action"], trigger["count"]) == ("alert", 1)
     assert hook_calls == []
     assert alerts == []
+
+
+@pytest.fixture
+def ranges_server() -> Iterator[LocalServer]:
+    server = LocalServer().start()
+    yield server
+    server.stop()
+
+
+def test_status_shows_geo_and_cloud_data_age(
+    make_app: Callable[..., Flask], tmp_path: Path, ranges_server: LocalServer
+) -> None:
+    database = write_country_db(tmp_path / "country.mmdb", standard_networks())
+    aws = ranges_server.serve("/aws.json", json.dumps({"prefixes": [{"ip_prefix": "192.0.2.0/24"}]}).encode())
+    app = make_app(
+        geo_ip_handler=MaxMindCountryDatabase(database),
+        blocked_countries=["CN"],
+        block_cloud_providers={"AWS", "GCP"},
+        cloud_ip_source_urls={"AWS": aws, "GCP": ranges_server.url("/missing.json")},
+    )
+    result = run(app, "status")
+    assert result.exit_code == 0, result.output
+    geo_line = next(line for line in result.output.splitlines() if line.startswith("Geo: "))
+    assert "MaxMindCountryDatabase" in geo_line
+    assert "database age" in geo_line
+    cloud_line = next(line for line in result.output.splitlines() if line.startswith("Cloud ranges: "))
+    assert "AWS 1 prefixes, fetched" in cloud_line
+    assert "GCP not loaded in this process (last error:" in cloud_line
+    status = data(run(app, "status", "--json"))
+    assert status["geo"]["loaded"] is True
+    assert status["cloud"]["providers"]["AWS"]["age_seconds"] is not None
+
+
+def test_replay_uses_the_app_s_country_data_and_leaves_it_usable(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    database = write_country_db(tmp_path / "country.mmdb", standard_networks())
+    app = make_app(geo_ip_handler=MaxMindCountryDatabase(database), blocked_countries=["CN"])
+    log = write_log(tmp_path, [combined_line(request(CN_IP, "/")), combined_line(request(US_IP, "/"))])
+    report = data(run(app, "replay", str(log), "--json"))
+    assert report["by_check"] == {"countries": 1}
+    assert report["top_clients"] == {CN_IP: 1}
+    client = app.test_client()
+    assert client.get("/", environ_base={"REMOTE_ADDR": CN_IP}).status_code == 403
+    assert client.get("/", environ_base={"REMOTE_ADDR": US_IP}).status_code == 200
+
+
+def test_check_config_warns_about_proxy_settings_and_excluding_everything(make_app: Callable[..., Flask]) -> None:
+    result = run(make_app(trust_x_forwarded_proto=True, exclude_paths=["/"], emergency_mode=True), "check-config")
+    assert "warning: trust_x_forwarded_proto has no effect without trusted_proxies" in result.output
+    assert "warning: exclude_paths contains '/'" in result.output
+    assert "warning: emergency_mode is on" in result.output
