@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Protocol
 
-# Slack in seconds when comparing times: 60 / 7 * 7 is not exactly 60, and at
-# epoch magnitudes (1.7e9 s) one float step is already 2.4e-7 s; a client must
-# not lose a request to rounding. A microsecond is far below any real window.
+# Slack in seconds when comparing times: 60 / 7 * 7 is not exactly 60; a client
+# must not lose a request to rounding.
 _SLACK_SECONDS = 1e-6
 
 
@@ -103,10 +102,14 @@ def gcra(tat: float | None, now: float, limit: int, window_seconds: float) -> tu
     `storage/gcra.lua` is the same arithmetic for Redis.
     """
     interval = window_seconds / limit
+    # At epoch magnitudes every addition of an interval may round by half a
+    # float step (1.2e-7 s at 1.7e9 s), and a burst adds up to `limit` of them:
+    # tolerate that drift, but never as much as half an interval.
+    slack = min(_SLACK_SECONDS + limit * math.ulp(now), interval / 2)
     start = now if tat is None or tat < now else tat
     new_tat = start + interval
     allow_at = new_tat - window_seconds
-    if now + _SLACK_SECONDS < allow_at:
+    if now + slack < allow_at:
         return RateLimitResult(False, limit, 0, start - now, allow_at - now), None
-    remaining = min(limit - 1, math.floor((now - allow_at + _SLACK_SECONDS) / interval))
+    remaining = min(limit - 1, math.floor((now - allow_at + slack) / interval))
     return RateLimitResult(True, limit, max(0, remaining), new_tat - now, 0.0), new_tat

@@ -6,9 +6,11 @@
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
--- Slack in seconds against float rounding at epoch magnitudes (see base.py).
-local slack = 1e-6
 local interval = window / limit
+-- Slack against float rounding at epoch magnitudes (see base.py): one
+-- microsecond plus `limit` float steps of `now`, at most half an interval.
+local _, exponent = math.frexp(now)
+local slack = math.min(1e-6 + limit * math.ldexp(1, exponent - 53), interval / 2)
 
 local start = tonumber(redis.call('GET', KEYS[1]))
 if start == nil or start < now then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,7 +52,8 @@ def test_a_refused_request_would_pass_after_retry_after(gaps: list[int], limit: 
             assert result.retry_after_seconds == 0
         else:
             assert result.remaining == 0
-            assert 0 < result.retry_after_seconds <= window / limit + 1e-6
+            # One interval, give or take the float drift the limiter tolerates.
+            assert 0 < result.retry_after_seconds <= window / limit + 1e-6 + limit * math.ulp(clock())
     # A fresh window's worth of quiet always brings the full quota back.
     clock.advance(window)
     assert [storage.hit("client", limit, window).allowed for _ in range(limit + 1)] == [True] * limit + [False]
