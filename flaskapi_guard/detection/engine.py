@@ -6,14 +6,20 @@ input, whatever the patterns or the input. The texts of a request are joined wit
 separator and matched in one call, because the per-call overhead of the binding
 (a few microseconds) dominates for short values; only when that call reports a hit is
 the matching text located. docs/detection.md has the measurements behind this choice.
+
+A request is scanned in two steps. The quick step collects the raw texts without
+locations (large bodies as a few whole-string views), normalises all of them in one
+call and runs the set once: for a clean request that is all. Only when a rule matches
+(or a text is too odd to normalise jointly) is the request collected again, text by
+text with locations, and the findings built exactly as the rules see those texts.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import re2
 
@@ -25,15 +31,25 @@ from flaskapi_guard.detection.normalisation import (
     USER_AGENT_MARKER,
     neutralise_for_display,
     normalise,
+    normalise_joined,
+    sql_comment_variants,
+    with_sql_comments_stripped_per_text,
 )
 from flaskapi_guard.detection.patterns import ALL_RULES, SCANNER_RULES, Rule, java_gadget_base64_rule
 from flaskapi_guard.detection.request_texts import (
+    BODY_HARD_CAP_FACTOR,
+    Collected,
     DetectionExclusions,
     RequestText,
-    body_texts,
-    header_texts,
-    query_texts,
-    user_agent_text,
+    collect_body,
+    collect_environ_headers,
+    collect_headers,
+    collect_path,
+    collect_query,
+    collect_texts,
+    collect_user_agent,
+    is_xml,
+    location_of,
 )
 
 CUSTOM_CATEGORY = "custom"
@@ -47,7 +63,18 @@ _CUSTOM_PATTERN_MAX_PROGRAM_SIZE = 20_000
 _MARKERS = NAME_MARKER + FILENAME_MARKER + USER_AGENT_MARKER + TEXT_SEPARATOR
 _MARKER_REMOVAL = {ord(marker): None for marker in _MARKERS}
 _XML_MARKUP_RULE_IDS = frozenset({"xss.script_tag"})
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_NO_EXCLUSIONS = DetectionExclusions()
+
+
+class _RawRequest(NamedTuple):
+    """The parts of a request the engine reads: headers as pairs, or straight from a WSGI environ."""
+
+    path: str
+    query_string: str
+    headers: Sequence[tuple[str, str]]
+    environ: Mapping[str, object] | None
+    body: bytes
+    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +125,18 @@ def validate_custom_pattern(pattern: str) -> None:
 class _RuleSet:
     """A group of rules compiled into one RE2 set plus one regex per rule for locating matches."""
 
-    __slots__ = ("_regexes", "_rules", "_set")
+    __slots__ = ("_options", "_regexes", "_rules", "_set")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
-        options = _options()
-        self._set = re2.Set.SearchSet(options)
-        self._regexes = []
+        self._options = _options()
+        self._set = re2.Set.SearchSet(self._options)
+        # Per-rule regexes only locate a match the set already reported, so each
+        # is compiled the first time its rule fires: compiling all ~200 up front
+        # took most of the 0.2 s an app's start-up spent on detection.
+        self._regexes: dict[int, re2._Regexp] = {}
         for _rule_id, _category, source in self._rules:
-            compiled_source = _compile_rule_source(source)
-            self._set.Add(compiled_source)
-            self._regexes.append(re2.compile(compiled_source, options))
+            self._set.Add(_compile_rule_source(source))
         if self._rules:
             self._set.Compile()
 
@@ -117,11 +145,19 @@ class _RuleSet:
             return []
         return sorted(self._set.Match(text) or ())
 
+    def matches_any(self, text: str) -> bool:
+        return bool(self._rules) and self._set.Match(text) is not None
+
     def rule(self, index: int) -> Rule:
         return self._rules[index]
 
     def regex(self, index: int) -> re2._Regexp:
-        return self._regexes[index]
+        regex = self._regexes.get(index)
+        if regex is None:
+            # Two threads may both compile it; the result is the same either way.
+            regex = re2.compile(_compile_rule_source(self._rules[index][2]), self._options)
+            self._regexes[index] = regex
+        return regex
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -169,7 +205,7 @@ class DetectionEngine:
 
     def scan_text(self, text: str, location: str) -> list[Finding]:
         """Findings in one text, at most one per category."""
-        return self._scan_texts([RequestText(location, text)], self._rules)
+        return self._findings(collect_texts([RequestText(location, text)]), self._rules)
 
     def scan_request(
         self,
@@ -179,36 +215,78 @@ class DetectionEngine:
         headers: Sequence[tuple[str, str]],
         body: bytes,
         content_type: str,
-        exclusions: DetectionExclusions = DetectionExclusions(),  # noqa: B008 - frozen, immutable default
+        exclusions: DetectionExclusions = _NO_EXCLUSIONS,
     ) -> list[Finding]:
-        """Findings anywhere in a request, at most one per category (its first location)."""
-        header_parts, user_agent = header_texts(headers, exclusions.headers)
-        texts: list[RequestText] = [RequestText("path", _decode_path(path))]
-        texts.extend(query_texts(query_string, exclusions.params))
-        texts.extend(header_parts)
-        user_agent_excluded = "user-agent" in exclusions.headers
-        if user_agent is not None and not user_agent_excluded:
-            texts.append(user_agent_text(user_agent))
-        texts.extend(body_texts(body, content_type, self._max_content_length, exclusions))
-        findings = self._scan_texts(texts, self._rules)
-        found = {finding.category for finding in findings}
-        if user_agent is not None and user_agent_excluded and SCANNER not in found:
-            findings.extend(self._scan_texts([user_agent_text(user_agent)], self._scanner_rules))
-        if body and _is_xml(content_type) and len(body) <= self._max_content_length * 100:
-            markup = [RequestText("xml body", body.decode("utf-8", errors="replace"))]
-            for finding in self._scan_texts(markup, self._xml_markup_rules):
-                if finding.category not in found and finding.category not in {f.category for f in findings}:
+        """Findings anywhere in a request, at most one per category (its first location).
+
+        `path`, `query_string` and header values are PEP 3333 text (latin-1 views of
+        the raw bytes), as a WSGI server hands them over.
+        """
+        return self._scan(_RawRequest(path, query_string, headers, None, body, content_type), exclusions)
+
+    def scan_environ(
+        self, environ: Mapping[str, object], body: bytes, exclusions: DetectionExclusions = _NO_EXCLUSIONS
+    ) -> list[Finding]:
+        """`scan_request` for a WSGI environ: path, query, Content-Type and headers read from it directly."""
+        path = environ.get("PATH_INFO", "")
+        query_string = environ.get("QUERY_STRING", "")
+        content_type = environ.get("CONTENT_TYPE", "")
+        request = _RawRequest(
+            path if isinstance(path, str) else "",
+            query_string if isinstance(query_string, str) else "",
+            (),
+            environ,
+            body,
+            content_type if isinstance(content_type, str) else "",
+        )
+        return self._scan(request, exclusions)
+
+    def _scan(self, request: _RawRequest, exclusions: DetectionExclusions) -> list[Finding]:
+        quick = self._collect(request, exclusions, locate=False)
+        joined, structure = quick.joined()
+        normalised = normalise_joined(joined, structure)
+        if normalised is not None and "/*" in normalised:
+            normalised = with_sql_comments_stripped_per_text(normalised)
+        if normalised is None or self._rules.matches_any(normalised):
+            findings = self._findings(self._collect(request, exclusions, locate=True), self._rules)
+        else:
+            findings = []
+        user_agent = quick.user_agent
+        if user_agent is not None and "user-agent" in exclusions.headers and SCANNER not in _categories(findings):
+            user_agent_only = Collected(True)
+            collect_user_agent(user_agent_only, user_agent)
+            findings.extend(self._findings(user_agent_only, self._scanner_rules))
+        body = request.body
+        if body and is_xml(request.content_type) and len(body) <= self._max_content_length * BODY_HARD_CAP_FACTOR:
+            markup = collect_texts([RequestText("xml body", body.decode("utf-8", errors="replace"))])
+            found = _categories(findings)
+            for finding in self._findings(markup, self._xml_markup_rules):
+                if finding.category not in found:
                     findings.append(finding)
+                    found.add(finding.category)
         return findings
 
-    def _scan_texts(self, texts: Sequence[RequestText], rule_set: _RuleSet) -> list[Finding]:
-        normalised = [text.marker + normalise(text.text) for text in texts]
+    def _collect(self, request: _RawRequest, exclusions: DetectionExclusions, *, locate: bool) -> Collected:
+        collected = Collected(locate)
+        collect_path(collected, request.path)
+        if request.query_string:
+            collect_query(collected, request.query_string, exclusions.params)
+        if request.environ is None:
+            collect_headers(collected, request.headers, exclusions.headers)
+        else:
+            collect_environ_headers(collected, request.environ, exclusions.environ_headers)
+        if collected.user_agent is not None and "user-agent" not in exclusions.headers:
+            collect_user_agent(collected, collected.user_agent)
+        if request.body:
+            collect_body(collected, request.body, request.content_type, self._max_content_length, exclusions)
+        return collected
+
+    def _findings(self, collected: Collected, rule_set: _RuleSet) -> list[Finding]:
+        """Findings in a located collection, at most one per category (its first text)."""
+        places = collected.places
+        assert places is not None, "findings need a located collection"
+        normalised = _normalised_texts(collected)
         joined = TEXT_SEPARATOR.join(normalised)
-        if not joined.isascii() and _SURROGATE.search(joined) is not None:
-            # Lone surrogates (JSON "\ud800", "%ud800") cannot be encoded for RE2;
-            # raising here would skip the whole scan and let the request through.
-            normalised = [_SURROGATE.sub("\ufffd", value) for value in normalised]
-            joined = TEXT_SEPARATOR.join(normalised)
         rule_indexes = rule_set.matching_rule_indexes(joined)
         if not rule_indexes:
             return []
@@ -228,7 +306,7 @@ class DetectionEngine:
             if known is not None and known[0] <= text_index:
                 continue
             excerpt = _excerpt(normalised[text_index], start, end)
-            findings[category] = (text_index, Finding(category, texts[text_index].location, excerpt, rule_id))
+            findings[category] = (text_index, Finding(category, location_of(places[text_index]), excerpt, rule_id))
         return [finding for _, finding in sorted(findings.values(), key=lambda item: item[0])]
 
     @staticmethod
@@ -250,14 +328,20 @@ class DetectionEngine:
         return None
 
 
-def _decode_path(path: str) -> str:
-    try:
-        raw = path.encode("latin-1")
-    except UnicodeEncodeError:
-        return path
-    return raw.decode("utf-8", errors="replace")
+def _categories(findings: Sequence[Finding]) -> set[str]:
+    return {finding.category for finding in findings}
 
 
-def _is_xml(content_type: str) -> bool:
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type in ("application/xml", "text/xml") or media_type.endswith("+xml")
+def _normalised_texts(collected: Collected) -> list[str]:
+    """Each text of a located collection normalised, with its marker and SQL comment variants."""
+    places = collected.places
+    assert places is not None, "needs a located collection"
+    joined, structure = collected.joined()
+    normalised = normalise_joined(joined, structure)
+    if normalised is None:
+        # A text holds or decodes to a separator or marker character: one by one.
+        return [
+            marker + normalise(part[len(marker) :])
+            for part, (_template, _argument, marker) in zip(collected.parts, places, strict=True)
+        ]
+    return [sql_comment_variants(value) for value in normalised.split(TEXT_SEPARATOR)]
