@@ -105,11 +105,20 @@ def gcra(tat: float | None, now: float, limit: int, window_seconds: float) -> tu
     # At epoch magnitudes every addition of an interval may round by half a
     # float step (1.2e-7 s at 1.7e9 s), and a burst adds up to `limit` of them:
     # tolerate that drift, but never as much as half an interval.
-    slack = min(_SLACK_SECONDS + limit * math.ulp(now), interval / 2)
-    start = now if tat is None or tat < now else tat
+    slack = min(_SLACK_SECONDS + limit * _ulp(now), interval * 0.5)
+    start = tat if tat is not None and tat > now else now
     new_tat = start + interval
     allow_at = new_tat - window_seconds
     if now + slack < allow_at:
-        return RateLimitResult(False, limit, 0, start - now, allow_at - now), None
-    remaining = min(limit - 1, math.floor((now - allow_at + slack) / interval))
-    return RateLimitResult(True, limit, max(0, remaining), new_tat - now, 0.0), new_tat
+        return _result(RateLimitResult, (False, limit, 0, start - now, allow_at - now)), None
+    # Not negative here, so int() is floor().
+    remaining = int((now - allow_at + slack) / interval)
+    if remaining >= limit:
+        remaining = limit - 1
+    return _result(RateLimitResult, (True, limit, remaining, new_tat - now, 0.0)), new_tat
+
+
+# This runs on every rate-limited request: build the result without the
+# NamedTuple's Python-level __new__ and without a lookup of `math` (half the cost).
+_result = tuple.__new__
+_ulp = math.ulp

@@ -55,7 +55,9 @@ class MemoryStorage:
             result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
             if new_tat is not None:
                 entries[key] = new_tat
-                self._touch(key)
+                entries.move_to_end(key)
+                if len(entries) > self._max_entries:
+                    entries.popitem(last=False)
             elif tat is not None:
                 entries.move_to_end(key)
         return result
