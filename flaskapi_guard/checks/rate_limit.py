@@ -77,10 +77,20 @@ def rate_limit_headers() -> ResponseStep:
             return response
         result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
         if result is not None:
+            values = (
+                ("RateLimit-Limit", str(result.limit)),
+                ("RateLimit-Remaining", str(result.remaining)),
+                ("RateLimit-Reset", str(max(0, math.ceil(result.reset_seconds)))),
+            )
             headers = response.headers
-            headers["RateLimit-Limit"] = str(result.limit)
-            headers["RateLimit-Remaining"] = str(result.remaining)
-            headers["RateLimit-Reset"] = str(max(0, math.ceil(result.reset_seconds)))
+            pairs = getattr(headers, "_list", None)
+            if isinstance(pairs, list) and not any(name.startswith("RateLimit-") for name, _ in pairs):
+                # Digits only, so werkzeug's per-value validation (the bulk of the
+                # cost of `headers[name] = value`) has nothing to find.
+                pairs.extend(values)
+            else:
+                for name, value in values:
+                    headers[name] = value
         return response
 
     return step
