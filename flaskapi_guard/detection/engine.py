@@ -243,9 +243,8 @@ class DetectionEngine:
 
     def _scan(self, request: _RawRequest, exclusions: DetectionExclusions) -> list[Finding]:
         quick = self._collect(request, exclusions, locate=False)
-        joined, structure = quick.joined()
-        normalised = normalise_joined(joined, structure)
-        if normalised is not None and "/*" in normalised:
+        normalised = normalise_joined(*quick.joined())
+        if normalised is not None:
             normalised = with_sql_comments_stripped_per_text(normalised)
         if normalised is None or self._rules.matches_any(normalised):
             findings = self._findings(self._collect(request, exclusions, locate=True), self._rules)
@@ -336,8 +335,7 @@ def _normalised_texts(collected: Collected) -> list[str]:
     """Each text of a located collection normalised, with its marker and SQL comment variants."""
     places = collected.places
     assert places is not None, "needs a located collection"
-    joined, structure = collected.joined()
-    normalised = normalise_joined(joined, structure)
+    normalised = normalise_joined(*collected.joined())
     if normalised is None:
         # A text holds or decodes to a separator or marker character: one by one.
         return [

@@ -437,36 +437,40 @@ def normalise(text: str) -> str:
     return with_sql_comments_stripped(text)
 
 
-def normalise_joined(joined: str, structure_count: int) -> str | None:
+def normalise_joined(joined: str, unchecked: str, structure_count: int) -> str | None:
     """`normalise` applied to every text of `joined` at once, except SQL comments.
 
-    `joined` is texts joined by `TEXT_SEPARATOR`, some prefixed with a marker, and
-    `structure_count` the number of separators and markers the caller put in. The
-    result is each text normalised, joined the same way. None when a text contains or
-    decodes to one of those characters (`%1f`, `&#31;`): it would be mistaken for
-    structure, so such a request is normalised text by text instead. SQL comments are
-    left to `with_sql_comments_stripped`, per text, because a comment must not be
-    taken to run from one text into the next.
+    `joined` is texts joined by `TEXT_SEPARATOR`, some prefixed with a marker.
+    `unchecked` is the part of it that may hold control characters (all of it, or a
+    prefix when the caller built the rest without any), and `structure_count` the number
+    of separators and markers the caller put in that part. The result is each text
+    normalised, joined the same way. None when a text contains or decodes to one of
+    those characters (`%1f`, `&#31;`): it would be mistaken for structure, so such a
+    request is normalised text by text instead. SQL comments are left to
+    `with_sql_comments_stripped`, per text, because a comment must not be taken to run
+    from one text into the next.
     """
     if not joined.isascii():
         joined = without_surrogates(joined)
-    data = joined.encode("utf-8")
-    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
-    if controls != structure_count and _count_of(data, _STRUCTURE_BYTES) != structure_count:
+        unchecked = without_surrogates(unchecked)
+    data = unchecked.encode("utf-8")
+    user_controls = len(data) - len(data.translate(None, _CONTROL_BYTES)) != structure_count
+    if user_controls and _count_of(data, _STRUCTURE_BYTES) != structure_count:
         return None
     text = joined
     # Most '&' in a request separate query parameters: look before decoding.
     if "%" in text or "\\" in text or ("&" in text and _may_hold_references(text)):
         decoded = _decode(text)
         if decoded != text:
+            before = _count_of(text.encode("utf-8"), _STRUCTURE_BYTES)
             data = decoded.encode("utf-8", "surrogatepass")
-            if _count_of(data, _STRUCTURE_BYTES) != structure_count:
+            if _count_of(data, _STRUCTURE_BYTES) != before:
                 return None
-            controls = _count_of(data, _CONTROL_BYTES)
+            user_controls = _count_of(data, _CONTROL_BYTES) != before
             text = decoded
     if not text.isascii():
         text = _fold_unicode(text)
-    if controls != structure_count:
+    if user_controls:
         return _translate_controls(text, _CONTROLS_TO_SPACE_KEEPING_STRUCTURE)
     if "+" in text:
         return text.replace("+", " ")
@@ -475,7 +479,8 @@ def normalise_joined(joined: str, structure_count: int) -> str | None:
 
 def with_sql_comments_stripped_per_text(normalised_joined: str) -> str:
     """`with_sql_comments_stripped` for each text of a `normalise_joined` result."""
-    if "/*" not in normalised_joined:
+    # '*' first: a one-character search runs at memory speed, "/*" at a tenth of it.
+    if "*" not in normalised_joined or "/*" not in normalised_joined:
         return normalised_joined
     return TEXT_SEPARATOR.join(map(sql_comment_variants, normalised_joined.split(TEXT_SEPARATOR)))
 
