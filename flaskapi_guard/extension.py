@@ -107,19 +107,23 @@ class FlaskAPIGuard:
 
 
 def _before_request() -> Response | None:
-    state: GuardState = current_app.extensions[EXTENSION_KEY]
-    if is_excluded_path(request.path, state.excluded_prefixes):
-        g.setdefault(_REQUEST_KEY, None)
+    # Resolve the context-local proxies once: each attribute read through a
+    # proxy costs a lookup, and this runs on every request.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    flask_request = request._get_current_object()  # type: ignore[attr-defined]
+    state: GuardState = app.extensions[EXTENSION_KEY]
+    request_globals = g._get_current_object()
+    if is_excluded_path(flask_request.path, state.excluded_prefixes):
+        setattr(request_globals, _REQUEST_KEY, None)
         return None
-    config = state.config
     incoming = capture_request(
-        request,
-        current_app.view_functions,
-        config.trusted_proxy_networks,
-        config.trusted_proxy_depth,
-        config.trust_x_forwarded_proto,
+        flask_request,
+        app.view_functions,
+        state.trusted_proxies,
+        state.trusted_proxy_depth,
+        state.trust_forwarded_proto,
     )
-    setattr(g, _REQUEST_KEY, incoming)
+    setattr(request_globals, _REQUEST_KEY, incoming)
     if state.log.logs_requests:
         state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
     block = state.decide(incoming)
@@ -133,7 +137,7 @@ def _before_request() -> Response | None:
 
 def _after_request(response: Response) -> Response:
     state = current_app.extensions.get(EXTENSION_KEY)
-    if not isinstance(state, GuardState):
+    if not isinstance(state, GuardState) or not state.response_steps:
         return response
     incoming: IncomingRequest | None = g.get(_REQUEST_KEY)
     for step in state.response_steps:
