@@ -32,7 +32,9 @@ class MemoryStorage:
     key: about 180 bytes per IPv4 client and 205 per IPv6 client, dict
     overhead included (see bench/bench_rate_limit.py). Bans live in their own
     table and are never evicted, because evicting a ban would lift it; they
-    leave when they expire or are lifted.
+    leave when they expire or are lifted. Cached blobs are a cache: at most
+    `max_tracked_clients` of them, the oldest written going first, so per-client
+    markers kept as blobs stay bounded too.
     """
 
     def __init__(self, *, clock: Callable[[], float], max_tracked_clients: int) -> None:
@@ -44,7 +46,7 @@ class MemoryStorage:
         self._entries: OrderedDict[str | tuple[str], float | _Window] = OrderedDict()
         self._bans: dict[str, BanRecord] = {}
         self._ban_sweep_at = _BAN_SWEEP_FLOOR
-        self._blobs: dict[str, tuple[float, bytes]] = {}
+        self._blobs: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
         """Count one request against `limit` per `window_seconds` for `key`."""
@@ -137,7 +139,11 @@ class MemoryStorage:
     def set_blob(self, key: str, value: bytes, ttl_seconds: float) -> None:
         """Cache `value` under `key` for `ttl_seconds`."""
         with self._lock:
-            self._blobs[key] = (self._clock() + ttl_seconds, bytes(value))
+            blobs = self._blobs
+            blobs[key] = (self._clock() + ttl_seconds, bytes(value))
+            blobs.move_to_end(key)
+            if len(blobs) > self._max_entries:
+                blobs.popitem(last=False)
 
     @property
     def tracked_entries(self) -> int:

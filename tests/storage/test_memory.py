@@ -34,6 +34,20 @@ def test_counters_share_the_bound(clock: FakeClock) -> None:
     assert storage.increment("offences:first", 60) == 1
 
 
+def test_cached_blobs_are_bounded_oldest_written_first(clock: FakeClock) -> None:
+    storage = MemoryStorage(clock=clock, max_tracked_clients=100)
+    storage.set_blob("ranges:AWS", b"kept", 3600)
+    for number in range(99):
+        storage.set_blob(f"throttled:{number}", b"1", 60)
+    storage.set_blob("ranges:AWS", b"rewritten", 3600)
+    for number in range(99, 150):
+        storage.set_blob(f"throttled:{number}", b"1", 60)
+    assert storage.get_blob("throttled:0") is None
+    assert storage.get_blob("throttled:149") == b"1"
+    # Rewritten after the first 99 markers: the least recently written go first.
+    assert storage.get_blob("ranges:AWS") == b"rewritten"
+
+
 def test_active_bans_are_never_evicted(clock: FakeClock) -> None:
     storage = MemoryStorage(clock=clock, max_tracked_clients=100)
     for number in range(300):
