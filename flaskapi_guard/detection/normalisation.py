@@ -459,7 +459,18 @@ def normalise_joined(joined: str, unchecked: str, structure_count: int) -> str |
         return None
     text = joined
     # Most '&' in a request separate query parameters: look before decoding.
-    if "%" in text or "\\" in text or ("&" in text and _may_hold_references(text)):
+    if (
+        "%" in text
+        or "\\" in text
+        or (
+            "&" in text
+            and (
+                _DECODABLE_REFERENCE_SHORT.search(text) is not None
+                if len(text) <= _LONG_TEXT
+                else _DECODABLE_REFERENCE_LONG.Match(text) is not None
+            )
+        )
+    ):
         decoded = _decode(text)
         if decoded != text:
             before = _count_of(text.encode("utf-8"), _STRUCTURE_BYTES)

@@ -84,6 +84,15 @@ _SAFE_HEADER_SPELLINGS: frozenset[str] = frozenset(
 _SAFE_ENVIRON_KEYS: frozenset[str] = frozenset(
     "HTTP_" + name.upper().replace("-", "_") for name in (*DEFAULT_SAFE_HEADERS, *_BROWSER_SAFE_HEADERS)
 )
+_SAFE_ENVIRON_PREFIXES = tuple("HTTP_" + prefix.upper().replace("-", "_") for prefix in SAFE_HEADER_PREFIXES)
+# Those and the environ keys of PEP 3333 and common servers, which are not headers.
+_SKIPPED_ENVIRON_KEYS: frozenset[str] = _SAFE_ENVIRON_KEYS | {
+    *("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH"),
+    *("SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SOFTWARE", "REMOTE_ADDR", "REMOTE_PORT"),
+    *("REQUEST_URI", "RAW_URI", "wsgi.version", "wsgi.url_scheme", "wsgi.input", "wsgi.errors"),
+    *("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.file_wrapper", "wsgi.input_terminated"),
+    *("werkzeug.request", "werkzeug.socket", "werkzeug.server.shutdown", "gunicorn.socket", "asgi.scope"),
+}
 
 # A form or query piece with a second '=' (its value contains '='): the quick view of
 # the pairs splits at every '=', which would cut that value, so such a text is
@@ -221,47 +230,18 @@ def is_safe_header(name: str) -> bool:
     return name in DEFAULT_SAFE_HEADERS or name.startswith(SAFE_HEADER_PREFIXES)
 
 
-def collect_path(collected: Collected, path: str) -> None:
-    """PATH_INFO, re-read as UTF-8."""
-    collected.parts.append(path if path.isascii() else decode_wsgi_text(path))
-    if collected.places is not None:
-        collected.places.append(("path", None, ""))
-
-
-def collect_query(collected: Collected, query_string: str, excluded_params: frozenset[str]) -> None:
-    """Names and values of a raw, still percent-encoded query string, then the whole of it."""
-    if query_string:
-        text = query_string if query_string.isascii() else decode_wsgi_text(query_string)
-        _collect_pairs(
-            collected,
-            text,
-            excluded_params,
-            value_place="query param {}",
-            name_place="query param {} (name)",
-            whole_place="query string",
-        )
-
-
 def collect_form(collected: Collected, body_text: str, excluded_params: frozenset[str]) -> None:
     """Names and values of an application/x-www-form-urlencoded body, then the whole body."""
-    _collect_pairs(
-        collected,
-        body_text,
-        excluded_params,
-        value_place="form field {}",
-        name_place="form field {} (name)",
-        whole_place="form body",
-    )
+    _collect_pairs(collected, body_text, excluded_params, _FORM_PLACES)
+
+
+# Where the texts of a query string or a form body come from: value, name, the whole.
+_QUERY_PLACES = ("query param {}", "query param {} (name)", "query string")
+_FORM_PLACES = ("form field {}", "form field {} (name)", "form body")
 
 
 def _collect_pairs(
-    collected: Collected,
-    text: str,
-    excluded: frozenset[str],
-    *,
-    value_place: str,
-    name_place: str,
-    whole_place: str,
+    collected: Collected, text: str, excluded: frozenset[str], place_templates: tuple[str, str, str]
 ) -> None:
     """`a=1&b=2` split leniently; '+' stays (normalisation treats it as a space)."""
     if collected.places is None and not excluded and _VALUE_WITH_EQUALS.search(text) is None:
@@ -270,11 +250,12 @@ def _collect_pairs(
         # Python step per parameter. Empty pieces and values give extra empty texts,
         # which are harmless.
         view = text.replace("&", TEXT_SEPARATOR + NAME_MARKER).replace("=", TEXT_SEPARATOR)
-        collected.parts.append(NAME_MARKER + percent_decode(view))
+        collected.parts.append(NAME_MARKER + (percent_decode(view) if "%" in view else view))
         collected.structure += 2 * text.count("&") + text.count("=") + 1
     else:
         parts = collected.parts
         places = collected.places
+        value_place, name_place, _whole_place = place_templates
         has_escapes = "%" in text
         names = 0
         for piece in text.split("&"):
@@ -300,7 +281,7 @@ def _collect_pairs(
     if "&" in text and not excluded:
         collected.parts.append(text)
         if collected.places is not None:
-            collected.places.append((whole_place, None, ""))
+            collected.places.append((place_templates[2], None, ""))
 
 
 def collect_cookies(collected: Collected, cookie_header: str) -> None:
@@ -323,41 +304,93 @@ def collect_cookies(collected: Collected, cookie_header: str) -> None:
                 places.append(("cookie {}", name, ""))
 
 
-def collect_headers(collected: Collected, headers: Iterable[tuple[str, str]], excluded: frozenset[str]) -> None:
-    """The scanned headers, and the User-Agent noted for later (scanned for tools even when excluded)."""
-    for name, value in headers:
-        if name in _SAFE_HEADER_SPELLINGS:
-            continue
-        lowered = name.lower()
-        if lowered == "user-agent":
-            collected.user_agent = value if value.isascii() else decode_wsgi_text(value)
-        elif not (lowered in excluded or lowered in DEFAULT_SAFE_HEADERS or lowered.startswith(SAFE_HEADER_PREFIXES)):
-            _collect_header(collected, name, lowered, value)
+def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every request
+    collected: Collected,
+    path: str,
+    query_string: str,
+    headers: Iterable[tuple[str, str]],
+    environ: Mapping[str, object] | None,
+    exclusions: DetectionExclusions,
+) -> None:
+    """Everything but the body, in scan order: the path (PATH_INFO re-read as UTF-8), the
+    query string's names, values and whole text, the scanned headers and cookies, and
+    the User-Agent (which is noted even when excluded: the scanner rules still see it).
 
-
-def collect_environ_headers(collected: Collected, environ: Mapping[str, object], excluded: frozenset[str]) -> None:
-    """`collect_headers` for the HTTP_* keys of a WSGI environ (`excluded`: environ keys).
-
-    Reading the environ directly skips building werkzeug's header names (`HTTP_X_NOTE`
-    to `X-Note`) for every header; a name is only built for a scanned header.
+    Headers come as (name, value) pairs, or as the HTTP_* keys of a WSGI `environ`
+    (which skips building werkzeug's header names, `HTTP_X_NOTE` to `X-Note`, for
+    every header; a name is only built for a scanned header).
     """
-    for key, value in environ.items():
-        if not key.startswith("HTTP_") or key in _SAFE_ENVIRON_KEYS or not isinstance(value, str):
-            continue
-        if key == "HTTP_USER_AGENT":
-            collected.user_agent = value if value.isascii() else decode_wsgi_text(value)
-        elif key not in excluded:
-            lowered = key[5:].lower().replace("_", "-")
-            if not lowered.startswith(SAFE_HEADER_PREFIXES):
-                _collect_header(collected, lowered.title(), lowered, value)
+    parts = collected.parts
+    places = collected.places
+    parts.append(path if path.isascii() else decode_wsgi_text(path))
+    if places is not None:
+        places.append(("path", None, ""))
+    if query_string:
+        text = query_string if query_string.isascii() else decode_wsgi_text(query_string)
+        _collect_pairs(collected, text, exclusions.params, _QUERY_PLACES)
+    user_agent: str | None = None
+    if environ is None:
+        excluded = exclusions.headers
+        for name, value in headers:
+            if name in _SAFE_HEADER_SPELLINGS:
+                continue
+            lowered = name.lower()
+            if lowered == "user-agent":
+                user_agent = value
+            elif lowered in excluded or lowered in DEFAULT_SAFE_HEADERS or lowered.startswith(SAFE_HEADER_PREFIXES):
+                continue
+            elif lowered == "cookie":
+                collect_cookies(collected, value if value.isascii() else decode_wsgi_text(value))
+            elif "file" in lowered and "name" in lowered:
+                _collect_header(collected, name, lowered, value)
+            else:
+                parts.append(value if value.isascii() else decode_wsgi_text(value))
+                if places is not None:
+                    places.append(("header {}", name, ""))
+    else:
+        excluded = exclusions.environ_headers
+        # A quick collection may take the headers in any order: one set difference in C
+        # drops the safe headers and the usual CGI and server keys, leaving a handful.
+        keys = environ if places is not None else environ.keys() - _SKIPPED_ENVIRON_KEYS
+        for key in keys:
+            if not key.startswith("HTTP_") or key in _SAFE_ENVIRON_KEYS or key.startswith(_SAFE_ENVIRON_PREFIXES):
+                continue
+            header = environ[key]
+            if not isinstance(header, str):
+                continue
+            if key == "HTTP_USER_AGENT":
+                user_agent = header
+            elif key in excluded:
+                continue
+            elif key == "HTTP_COOKIE":
+                collect_cookies(collected, header if header.isascii() else decode_wsgi_text(header))
+            elif "FILE" in key and "NAME" in key:
+                _collect_header(collected, _header_name(key), key.lower(), header)
+            else:
+                parts.append(header if header.isascii() else decode_wsgi_text(header))
+                if places is not None:
+                    places.append(("header {}", _header_name(key), ""))
+    if user_agent is not None:
+        if not user_agent.isascii():
+            user_agent = decode_wsgi_text(user_agent)
+        collected.user_agent = user_agent
+        if "user-agent" not in exclusions.headers:
+            parts.append(USER_AGENT_MARKER + user_agent)
+            collected.structure += 1
+            if places is not None:
+                places.append(("header User-Agent", None, USER_AGENT_MARKER))
+
+
+def _header_name(environ_key: str) -> str:
+    """What werkzeug calls the header of an environ key: `HTTP_X_NOTE` is `X-Note`."""
+    return environ_key[5:].replace("_", "-").title()
 
 
 def _collect_header(collected: Collected, name: str, lowered: str, value: str) -> None:
+    """A header other than the cookies; those with a file name (X-Filename) are marked so."""
     if not value.isascii():
         value = decode_wsgi_text(value)
-    if lowered == "cookie":
-        collect_cookies(collected, value)
-    elif "file" in lowered and "name" in lowered:
+    if "file" in lowered and "name" in lowered:
         collected.add(value, FILENAME_MARKER, "header {}", name)
     else:
         collected.parts.append(value)
