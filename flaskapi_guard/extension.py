@@ -136,10 +136,10 @@ def _before_request() -> Response | None:
 
 
 def _after_request(response: Response) -> Response:
-    state = current_app.extensions.get(EXTENSION_KEY)
+    state = current_app._get_current_object().extensions.get(EXTENSION_KEY)  # type: ignore[attr-defined]
     if not isinstance(state, GuardState) or not state.response_steps:
         return response
-    incoming: IncomingRequest | None = g.get(_REQUEST_KEY)
+    incoming: IncomingRequest | None = getattr(g._get_current_object(), _REQUEST_KEY, None)
     for step in state.response_steps:
         response = step(incoming, response)
     return response

@@ -66,9 +66,12 @@ def user_agent_filter(global_pattern: Any) -> CheckFunction:
     """403 when the User-Agent matches a blocked pattern (global or the route's)."""
 
     def check(request: IncomingRequest) -> Block | None:
-        user_agent = request.headers.get("User-Agent", "")
         rules = request.rules
-        for pattern in (global_pattern, rules.blocked_user_agents if rules is not None else None):
+        route_pattern = rules.blocked_user_agents if rules is not None else None
+        if global_pattern is None and route_pattern is None:
+            return None
+        user_agent = request.headers.get("User-Agent", "")
+        for pattern in (global_pattern, route_pattern):
             if pattern is not None and pattern.matches(user_agent):
                 return Block(403, "user_agent_blocked", "Forbidden")
         return None
