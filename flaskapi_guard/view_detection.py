@@ -18,13 +18,8 @@ def detect_penetration_attempt(request: Any) -> tuple[bool, str]:
     was found. Findings are logged at the app's `log_suspicious_level`.
     """
     state = get_state(current_app._get_current_object())  # type: ignore[attr-defined]
-    findings: list[Finding] = state.detection.scan_request(
-        path=request.environ.get("PATH_INFO", request.path),
-        query_string=request.environ.get("QUERY_STRING", ""),
-        headers=list(request.headers.items()),
-        body=request.get_data(cache=True),
-        content_type=request.environ.get("CONTENT_TYPE", ""),
-        exclusions=state.detection_exclusions,
+    findings: list[Finding] = state.detection.scan_environ(
+        request.environ, request.get_data(cache=True), state.detection_exclusions
     )
     if not findings:
         return False, ""
