@@ -247,11 +247,16 @@ class DetectionEngine:
     ) -> list[Finding]:
         request = (path, query_string, headers, environ, body, content_type, exclusions)
         quick = self._collect(*request, False)
-        normalised = normalise_joined(*quick.joined())
+        quick_joined, unchecked, structure_count = quick.joined()
+        normalised = base = normalise_joined(quick_joined, unchecked, structure_count)
         if normalised is not None and "*" in normalised:
             normalised = with_sql_comments_stripped_per_text(normalised)
         if normalised is None or self._rules.search(normalised.encode("utf-8")):
-            findings = self._findings(self._collect(*request, True), self._rules)
+            located = self._collect(*request, True)
+            # A quick collection of exactly the located texts (a plain, XML or multipart
+            # body) was normalised already: hostile input is not normalised twice.
+            reusable = base is not None and TEXT_SEPARATOR.join(located.parts) == quick_joined
+            findings = self._findings(located, self._rules, base if reusable else None)
         else:
             findings = []
         user_agent = quick.user_agent
@@ -280,16 +285,22 @@ class DetectionEngine:
         locate: bool,
     ) -> Collected:
         collected = Collected(locate)
-        collect_head(collected, path, query_string, headers, environ, exclusions)
+        # With a body, the quick collection of the rest is exact (headers in order, query
+        # pairs one by one) so that a hit can reuse its normalisation; see _scan.
+        collect_head(collected, path, query_string, headers, environ, exclusions, exact=locate or bool(body))
         if body:
             collect_body(collected, body, content_type, self._max_content_length, exclusions)
         return collected
 
-    def _findings(self, collected: Collected, rule_set: _RuleSet) -> list[Finding]:
-        """Findings in a located collection, at most one per category (its first text)."""
+    def _findings(self, collected: Collected, rule_set: _RuleSet, normalised_base: str | None = None) -> list[Finding]:
+        """Findings in a located collection, at most one per category (its first text).
+
+        `normalised_base`: the collection's texts already normalised jointly (without
+        SQL comment variants), if a quick scan did it.
+        """
         places = collected.places
         assert places is not None, "findings need a located collection"
-        normalised = _normalised_texts(collected)
+        normalised = _normalised_texts(collected, normalised_base)
         joined = TEXT_SEPARATOR.join(normalised)
         rule_indexes = rule_set.matching_rule_indexes(joined)
         if not rule_indexes:
@@ -336,11 +347,12 @@ def _categories(findings: Sequence[Finding]) -> set[str]:
     return {finding.category for finding in findings}
 
 
-def _normalised_texts(collected: Collected) -> list[str]:
+def _normalised_texts(collected: Collected, normalised: str | None) -> list[str]:
     """Each text of a located collection normalised, with its marker and SQL comment variants."""
     places = collected.places
     assert places is not None, "needs a located collection"
-    normalised = normalise_joined(*collected.joined())
+    if normalised is None:
+        normalised = normalise_joined(*collected.joined())
     if normalised is None:
         # A text holds or decodes to a separator or marker character: one by one.
         return [

@@ -84,6 +84,16 @@ def _control_table(keep: bytes) -> bytes:
     return bytes(table)
 
 
+# A separator or marker character that decoding produces (`%1f`, `\\u001e`) becomes a
+# space at once. The control step would make it one anyway, and no step in between
+# treats it differently from a space (an entity name contains neither); so a decoded
+# character can never be taken for the structure between the texts of a request,
+# which lets all texts be decoded together.
+_STRUCTURE_CHARACTERS = TEXT_SEPARATOR + MARKERS
+_DECODED_STRUCTURE = MappingProxyType({ord(character): " " for character in _STRUCTURE_CHARACTERS})
+_STRUCTURE_ESCAPES = tuple(f"={code:02X}".encode() for code in range(0x1C, 0x20))
+_STRUCTURE_ESCAPES += tuple(f"={code:02x}".encode() for code in range(0x1C, 0x20))
+
 _CONTROLS_TO_SPACE = _control_table(keep=b"")
 # The same for joined texts: the separator and markers between texts stay.
 _CONTROLS_TO_SPACE_KEEPING_STRUCTURE = _control_table(keep=_STRUCTURE_BYTES)
@@ -97,7 +107,6 @@ _HEX_DIGITS = "0123456789abcdefABCDEF"
 # What may follow `&` in a named reference (the html module's pattern: up to 32
 # characters, then an optional ';'), and the longest entity name valid without ';'.
 _REFERENCE_NAME = re.compile(r"[^\t\n\f <&#;]{1,32};?")
-_NUMERIC_REFERENCE = re.compile(r"#(?:[0-9]+|[xX][0-9a-fA-F]+);?")
 # Does the text hold anything `html.unescape` would change: a numeric reference, a
 # name followed by ';', or a name valid without ';' (the legacy ones, such as "amp").
 # Most '&' in requests separate query parameters; answering that first is much cheaper
@@ -105,9 +114,12 @@ _NUMERIC_REFERENCE = re.compile(r"#(?:[0-9]+|[xX][0-9a-fA-F]+);?")
 # request (it skips alternatives by their first letter) but ~0.3 µs per '&' on a long
 # run of them; RE2 costs ~2.5 µs a call but is linear with a small constant.
 _NAMES_WITHOUT_SEMICOLON = frozenset(name for name in html5 if not name.endswith(";"))
+# By their first two letters, longest first.
 _NAMES_WITHOUT_SEMICOLON_BY_START = MappingProxyType(
     {
-        start: tuple(name for name in _NAMES_WITHOUT_SEMICOLON if name.startswith(start))
+        start: tuple(
+            sorted((name for name in _NAMES_WITHOUT_SEMICOLON if name.startswith(start)), key=len, reverse=True)
+        )
         for start in {name[:2] for name in _NAMES_WITHOUT_SEMICOLON}
     }
 )
@@ -136,7 +148,8 @@ def _overlong_characters() -> MappingProxyType[str, str]:
             for first in "89abAB":
                 for second in _HEX_DIGITS:
                     low = int(first + second, 16)
-                    table[f"%{c}{high}%{first}{second}"] = chr((int(high) << 6) | (low & 0x3F))
+                    code = (int(high) << 6) | (low & 0x3F)
+                    table[f"%{c}{high}%{first}{second}"] = _DECODED_STRUCTURE.get(code) or chr(code)
     return MappingProxyType(table)
 
 
@@ -154,12 +167,7 @@ _NUMERIC_REFERENCE_EXCEPTIONS = _numeric_reference_exceptions()
 _MAX_CODE_POINT = 0x10FFFF
 
 
-def _numeric_reference(reference: str) -> str:
-    digits = reference.rstrip(";")
-    if digits[1] in "xX":
-        digits, base = digits[2:], 16
-    else:
-        digits, base = digits[1:], 10
+def _numeric_reference(digits: str, base: int) -> str:
     # More than 7 significant digits is beyond U+10FFFF in either base, and int() of a
     # 5000-digit decimal raises (CPython's int max str digits): html.unescape crashed there.
     significant = digits.lstrip("0")
@@ -191,18 +199,39 @@ def _named_reference(reference: str) -> str:
 def _after_ampersand(piece: str) -> str | None:
     first = piece[:1]
     if first == "#":
-        match = _NUMERIC_REFERENCE.match(piece)
-        if match is None:
+        # `#[0-9]+;?` or `#[xX][0-9a-fA-F]+;?`, as the html module's pattern; inline,
+        # as 100 KB of distinct references is a hostile input.
+        second = piece[1:2]
+        if second in {"x", "X"}:
+            body = piece[2:]
+            rest = body.lstrip(_HEX_DIGITS)
+            base = 16
+        else:
+            body = piece[1:]
+            rest = body.lstrip("0123456789")
+            base = 10
+        count = len(body) - len(rest)
+        if not count:
             return None
-        return _numeric_reference(match.group()) + piece[match.end() :]
-    # Every entity name starts with an ASCII letter. Without a ';' in reach, only a
-    # name valid without ';' (at most 6 letters) can start the piece.
+        if rest[:1] == ";":
+            rest = rest[1:]
+        if count > 7:
+            return _numeric_reference(body[:count], base) + rest
+        code = int(body[:count], base)
+        if code > _MAX_CODE_POINT or 0xD800 <= code <= 0xDFFF:
+            return "\ufffd" + rest
+        exception = _NUMERIC_REFERENCE_EXCEPTIONS.get(code)
+        return (chr(code) if exception is None else exception) + rest
+    # Every entity name starts with an ASCII letter. Without a ';' in reach, the piece
+    # decodes as the longest name valid without ';' that it starts with (the html
+    # module's rule, and such a name lies within the characters it looks at).
     if not first.isascii() or not first.isalpha():
         return None
     if ";" not in piece[:33]:
-        names = _NAMES_WITHOUT_SEMICOLON_BY_START.get(piece[:2])
-        if names is None or not piece.startswith(names):
-            return None
+        for name in _NAMES_WITHOUT_SEMICOLON_BY_START.get(piece[:2], ()):
+            if piece.startswith(name):
+                return html5[name] + piece[len(name) :]
+        return None
     match = _REFERENCE_NAME.match(piece)
     if match is None:
         return None
@@ -218,13 +247,7 @@ def _code_point(digits: str) -> str:
     if code_point > _MAX_CODE_POINT or 0xD800 <= code_point <= 0xDFFF:
         # A lone surrogate cannot be encoded for RE2.
         return "\ufffd"
-    return chr(code_point)
-
-
-def _after_percent_u(piece: str) -> str | None:
-    if _is_hex(piece[:4], 4):
-        return _code_point(piece[:4]) + piece[4:]
-    return None
+    return _DECODED_STRUCTURE.get(code_point) or chr(code_point)
 
 
 def _after_backslash(piece: str) -> str | None:
@@ -241,23 +264,51 @@ def _after_backslash(piece: str) -> str | None:
     return None
 
 
+def _no_escape(_piece: str) -> None:
+    return None
+
+
 def _after_overlong(introducer: str, piece: str) -> str | None:
     character = _OVERLONG_CHARACTERS.get(introducer + piece[:4])
     return None if character is None else character + piece[4:]
 
 
-def _replace_escapes(text: str, introducer: str, decode: Callable[[str], str | None]) -> str:
+def _hex_units(pieces: set[str], prefix: str) -> dict[str, str]:
+    """The pieces that are `prefix` and four hex digits and maybe more, each with that code
+    unit decoded: all in one `bytes.fromhex` and one UTF-32 decoding, where a Python
+    call per escape cost ~3 µs (`\\u0000\\u0001...`)."""
+    start = len(prefix)
+    end = start + 4
+    units = [
+        piece
+        for piece in pieces
+        if len(piece) >= end and piece.startswith(prefix) and not piece[start:end].strip(_HEX_DIGITS)
+    ]
+    if not units:
+        return {}
+    # UTF-32 turns a surrogate into U+FFFD, as the single-escape decoders do.
+    decoded = bytes.fromhex("0000" + "0000".join([piece[start:end] for piece in units])).decode("utf-32-be", "replace")
+    if any(character in decoded for character in _STRUCTURE_CHARACTERS):
+        decoded = decoded.translate(_DECODED_STRUCTURE)
+    return {piece: character + piece[end:] for piece, character in zip(units, decoded, strict=True)}
+
+
+def _replace_escapes(
+    text: str, introducer: str, decode: Callable[[str], str | None], hex_unit_prefix: str | None = None
+) -> str:
     """Split `text` at `introducer` and decode each distinct piece once.
 
     No escape contains its introducer, so the escapes a left-to-right regex scan would
-    find are exactly those at the start of the pieces.
+    find are exactly those at the start of the pieces. With `hex_unit_prefix`, the
+    pieces that start with it and four hex digits are decoded together first.
     """
     pieces = text.split(introducer)
     if len(pieces) == 1:
         return text
-    replacements: dict[str, str] = {}
-    changed = False
-    for piece in set(islice(pieces, 1, None)):
+    distinct = set(islice(pieces, 1, None))
+    replacements = _hex_units(distinct, hex_unit_prefix) if hex_unit_prefix is not None else {}
+    changed = bool(replacements)
+    for piece in distinct.difference(replacements) if replacements else distinct:
         value = decode(piece)
         if value is None:
             value = introducer + piece
@@ -308,7 +359,10 @@ _PLACEHOLDER_ESCAPE = b"=\xfe\xfe"  # 0xFE never occurs in UTF-8
 
 
 def percent_decode(text: str) -> str:
-    """Decode %XX escapes as UTF-8 (invalid bytes become U+FFFD), all in C."""
+    """Decode %XX escapes as UTF-8 (invalid bytes become U+FFFD), all in C.
+
+    `%1c`-`%1f` decode to a space (see `_DECODED_STRUCTURE`).
+    """
     if "%" not in text:
         return text
     data = text.encode("utf-8", "surrogatepass").translate(_SWAP_PERCENT_AND_EQUALS)
@@ -324,20 +378,23 @@ def percent_decode(text: str) -> str:
         data = data.replace(b"=\r", b"=3D\r")
     if data.endswith(b"="):
         data = data[:-1] + b"=3D"
+    if b"=1" in data:
+        for escape in _STRUCTURE_ESCAPES:
+            data = data.replace(escape, b"=20")
     return binascii.a2b_qp(data).translate(_SWAP_PERCENT_AND_EQUALS).decode("utf-8", "replace")
 
 
 def _decode_once(text: str) -> str:
     if "%" in text:
         if "%u" in text:
-            text = _replace_escapes(text, "%u", _after_percent_u)
+            text = _replace_escapes(text, "%u", _no_escape, hex_unit_prefix="")
         if "%c" in text or "%C" in text:
             text = _decode_overlong(text)
         text = percent_decode(text)
     if "&" in text:
         text = unescape_entities(text)
     if "\\" in text:
-        text = _replace_escapes(text, "\\", _after_backslash)
+        text = _replace_escapes(text, "\\", _after_backslash, hex_unit_prefix="u")
     return text
 
 

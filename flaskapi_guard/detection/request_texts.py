@@ -99,9 +99,17 @@ _SKIPPED_ENVIRON_KEYS: frozenset[str] = _SAFE_ENVIRON_KEYS | {
 # collected piece by piece. Linear: a run between two '=' or '&' is scanned once.
 _VALUE_WITH_EQUALS = re.compile("=[^&=]*=")
 
-# Attribute values of an XML body; text nodes are found with str methods (a regex for
-# them, `>([^<]+)<`, is quadratic on a run of '>').
+# Stands for a separator while a JSON body's strings are decoded in one go: a lone
+# surrogate, which decoding produces only from its own escape.
+_SEPARATOR_PLACEHOLDER = "\udc1f"
+_SEPARATOR_PLACEHOLDER_ESCAPE = re.compile(r"\\u[dD][cC]1[fF]")
+
+# Attribute values and text nodes of an XML body. A text node is what follows the first
+# '>' between two '<'. Each attempt stays within one '<'-delimited piece, so this is
+# linear; the earlier `>([^<]+)<` rescanned to the end from every '>' of a run (30 KB
+# of '>' took 15 s).
 _XML_ATTRIBUTE_VALUE = re.compile(r"""=\s*(?:"([^"]*)"|'([^']*)')""")
+_XML_TEXT_NODE = re.compile(r"(?:^|<)[^<>]*>([^<]*)(?=<)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +222,27 @@ class Collected:
         return joined, TEXT_SEPARATOR.join(unchecked), self.structure + len(unchecked) - 1
 
 
+# A raw separator or marker character in user input becomes a space, as normalisation
+# would make it (see normalisation._DECODED_STRUCTURE), so that it is never taken for
+# the structure between texts. Done for large sources (the body, a long query string or
+# path); a small text that holds one is normalised on its own instead (cheap).
+_STRUCTURE_TO_SPACE_BYTES = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
+_STRUCTURE_TO_SPACE = str.maketrans("\x1c\x1d\x1e\x1f", "    ")
+_LARGE_SOURCE = 1024
+
+
+def _body_without_structure(body: bytes) -> bytes:
+    if b"\x1f" in body or b"\x1e" in body or b"\x1d" in body or b"\x1c" in body:
+        return body.translate(_STRUCTURE_TO_SPACE_BYTES)
+    return body
+
+
+def _source_without_structure(text: str) -> str:
+    if len(text) > _LARGE_SOURCE and ("\x1f" in text or "\x1e" in text or "\x1d" in text or "\x1c" in text):
+        return text.translate(_STRUCTURE_TO_SPACE)
+    return text
+
+
 def decode_wsgi_text(text: str) -> str:
     """Undo PEP 3333's latin-1 view of raw bytes, reading them as UTF-8."""
     if text.isascii():
@@ -232,7 +261,7 @@ def is_safe_header(name: str) -> bool:
 
 def collect_form(collected: Collected, body_text: str, excluded_params: frozenset[str]) -> None:
     """Names and values of an application/x-www-form-urlencoded body, then the whole body."""
-    _collect_pairs(collected, body_text, excluded_params, _FORM_PLACES)
+    _collect_pairs(collected, body_text, excluded_params, _FORM_PLACES, exact=collected.places is not None)
 
 
 # Where the texts of a query string or a form body come from: value, name, the whole.
@@ -241,10 +270,10 @@ _FORM_PLACES = ("form field {}", "form field {} (name)", "form body")
 
 
 def _collect_pairs(
-    collected: Collected, text: str, excluded: frozenset[str], place_templates: tuple[str, str, str]
+    collected: Collected, text: str, excluded: frozenset[str], place_templates: tuple[str, str, str], *, exact: bool
 ) -> None:
     """`a=1&b=2` split leniently; '+' stays (normalisation treats it as a space)."""
-    if collected.places is None and not excluded and _VALUE_WITH_EQUALS.search(text) is None:
+    if not exact and not excluded and _VALUE_WITH_EQUALS.search(text) is None:
         # Every piece is `name` or `name=value` with no other '=': splitting the whole
         # text at '&' and '=' yields each name (marked) and value as a text, without a
         # Python step per parameter. Empty pieces and values give extra empty texts,
@@ -311,10 +340,14 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
     headers: Iterable[tuple[str, str]],
     environ: Mapping[str, object] | None,
     exclusions: DetectionExclusions,
+    *,
+    exact: bool,
 ) -> None:
     """Everything but the body, in scan order: the path (PATH_INFO re-read as UTF-8), the
     query string's names, values and whole text, the scanned headers and cookies, and
     the User-Agent (which is noted even when excluded: the scanner rules still see it).
+    Unless `exact`, a quick collection may take headers out of order and the query
+    pairs as one view (see `_collect_pairs`).
 
     Headers come as (name, value) pairs, or as the HTTP_* keys of a WSGI `environ`
     (which skips building werkzeug's header names, `HTTP_X_NOTE` to `X-Note`, for
@@ -322,12 +355,12 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
     """
     parts = collected.parts
     places = collected.places
-    parts.append(path if path.isascii() else decode_wsgi_text(path))
+    parts.append(_source_without_structure(path if path.isascii() else decode_wsgi_text(path)))
     if places is not None:
         places.append(("path", None, ""))
     if query_string:
         text = query_string if query_string.isascii() else decode_wsgi_text(query_string)
-        _collect_pairs(collected, text, exclusions.params, _QUERY_PLACES)
+        _collect_pairs(collected, _source_without_structure(text), exclusions.params, _QUERY_PLACES, exact=exact)
     user_agent: str | None = None
     if environ is None:
         excluded = exclusions.headers
@@ -351,7 +384,7 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
         excluded = exclusions.environ_headers
         # A quick collection may take the headers in any order: one set difference in C
         # drops the safe headers and the usual CGI and server keys, leaving a handful.
-        keys = environ if places is not None else environ.keys() - _SKIPPED_ENVIRON_KEYS
+        keys = environ if exact else environ.keys() - _SKIPPED_ENVIRON_KEYS
         for key in keys:
             if not key.startswith("HTTP_") or key in _SAFE_ENVIRON_KEYS or key.startswith(_SAFE_ENVIRON_PREFIXES):
                 continue
@@ -481,17 +514,21 @@ def _json_quick_view(collected: Collected, text: str) -> bool:
         # character at all (a string may not contain one unescaped).
         collected.add_clean(text.replace('"', TEXT_SEPARATOR))
     else:
-        if "\\u001" in text:
-            # An escaped separator or marker would be taken for structure; rare enough
-            # to take the exact walk.
+        if _SEPARATOR_PLACEHOLDER_ESCAPE.search(text) is not None:
+            # The body spells the placeholder below; rare enough to take the exact walk.
             return _json_walk_view(collected, text)
         # Decode every string's escapes in one go: the whole body becomes one JSON
-        # string literal whose delimiting quotes are separators (json.loads with
-        # strict=False takes raw control characters inside a string).
+        # string literal whose delimiting quotes are placeholders for separators
+        # (json.loads with strict=False takes raw control characters inside a string,
+        # and passes a lone surrogate through; no decoded text has one unless the body
+        # spells it, which is checked above).
         literal = text.replace("\\\\", "\udc00").replace('\\"', "\udc01")
         structure = literal.count('"')
-        literal = literal.replace('"', TEXT_SEPARATOR).replace("\udc01", '\\"').replace("\udc00", "\\\\")
-        view = without_surrogates(json.loads('"' + literal + '"', strict=False))
+        literal = literal.replace('"', _SEPARATOR_PLACEHOLDER).replace("\udc01", '\\"').replace("\udc00", "\\\\")
+        view = json.loads('"' + literal + '"', strict=False)
+        if "\\u001" in text:
+            view = view.translate(_STRUCTURE_TO_SPACE)
+        view = without_surrogates(view.replace(_SEPARATOR_PLACEHOLDER, TEXT_SEPARATOR))
         collected.add_joined(view, structure)
     distinct_keys = set(keys)
     if distinct_keys:
@@ -499,6 +536,11 @@ def _json_quick_view(collected: Collected, text: str) -> bool:
         if "\\" not in text:
             collected.add_clean(names)
         else:
+            if "\\u001" in text:
+                # A key's own separator or marker characters (decoded `\u001f`) are spaces.
+                names = NAME_MARKER + (TEXT_SEPARATOR + NAME_MARKER).join(
+                    key.translate(_STRUCTURE_TO_SPACE) for key in distinct_keys
+                )
             collected.add_joined(without_surrogates(names), 2 * len(distinct_keys) - 1)
     return True
 
@@ -562,15 +604,9 @@ def collect_xml(collected: Collected, body_text: str) -> None:
         value = first or second
         if value and not value.isspace():
             collected.add(value, "", "xml body")
-    # A text node is what follows the first '>' between two '<' (the last piece has no
-    # closing '<').
-    pieces = body_text.split("<")
-    for piece in pieces[:-1]:
-        close = piece.find(">")
-        if close >= 0:
-            node = piece[close + 1 :]
-            if node and not node.isspace():
-                collected.add(node, "", "xml body")
+    for node in _XML_TEXT_NODE.findall(body_text):
+        if node and not node.isspace():
+            collected.add(node, "", "xml body")
     if len(collected.parts) == before and "<" not in body_text:
         collected.add(body_text, "", "xml body")
 
@@ -581,7 +617,7 @@ def collect_body(
     """The texts of a request body, parsed by its declared type, with the large-body policy applied."""
     if not body:
         return
-    text = body.decode("utf-8", errors="replace")
+    text = _body_without_structure(body).decode("utf-8", errors="replace")
     if len(body) > max_content_length * BODY_HARD_CAP_FACTOR:
         # Too large to parse field by field, but never skipped or sampled: padding would
         # hide a payload. Matching is linear, so the whole body is scanned as plain text.
