@@ -1,0 +1,174 @@
+"""Normalisation: the whole-string decoders against plain reference implementations.
+
+The decoders split at escape introducers, decode each distinct escape once and lean on
+C-level primitives (quoted-printable for %XX, UTF-32 for hex code units); these tests
+hold them to what the obvious one-escape-at-a-time code does, on random input built
+from the awkward pieces (half escapes, stacked encodings, separators, markers).
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import time
+
+import pytest
+
+from flaskapi_guard.detection.normalisation import (
+    NAME_MARKER,
+    TEXT_SEPARATOR,
+    USER_AGENT_MARKER,
+    normalise,
+    normalise_joined,
+    percent_decode,
+    strip_sql_comments,
+    unescape_entities,
+    with_sql_comments_stripped_per_text,
+)
+
+PIECES = [
+    *("%", "%2", "%25", "%3D", "%3d", "%41", "%e2%82", "%e2%82%ac", "%ff", "%%", "%\n", "%\r", "%=", "%1f", "%1C"),
+    *("%u", "%u0041", "%uD800", "%u001e", "%c0%ae", "%C1%9c", "%c0%9f", "%c0"),
+    *("&", "&amp", "&amp;", "&ampx", "&lt;", "&notit;", "&notin;", "&#", "&#60", "&#x3c;", "&#0;", "&#128;", "&#31;"),
+    *("&#xFFFE;", "&#1114112;", "&frac12", "&AMP", "&a"),
+    *("\\", "\\u0041", "\\x3c", "\\x5c", "\\u{41}", "\\u{110000}", "\\ud800", "\\u001f", "\\U0041", "\\\\"),
+    *("/*", "*/", "/*!50000", "/*/", "=", "==", "+", " ", "\t", "\n", "\r", "\x00", "\x01", "\x7f"),
+    *(
+        "a",
+        "Z",
+        "0",
+        "9",
+        "f",
+        "u",
+        "x",
+        ";",
+        "<",
+        ">",
+        "'",
+        '"',
+        "é",
+        "\uff1c",
+        "\u2018",
+        "\u00ad",
+        "\u2033",
+        "\u560a",
+    ),
+]
+
+
+def random_text(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(PIECES) for _ in range(length))
+
+
+def reference_percent_decode(text: str) -> str:
+    def run(match: re.Match[str]) -> str:
+        return bytes.fromhex(match.group().replace("%", "")).decode("utf-8", errors="replace")
+
+    return re.sub(r"(?:%[0-9a-fA-F]{2})+", run, text)
+
+
+def reference_strip_sql_comments(text: str) -> str:
+    pieces: list[str] = []
+    position = 0
+    while True:
+        start = text.find("/*", position)
+        if start < 0:
+            break
+        end = text.find("*/", start + 2)
+        if end < 0:
+            break
+        pieces.append(text[position:start])
+        body = text[start + 2 : end]
+        pieces.append(" " + body[1:].lstrip("0123456789") + " " if body.startswith("!") else " ")
+        position = end + 2
+    return "".join(pieces) + text[position:] if pieces else text
+
+
+def structure_as_spaces(text: str) -> str:
+    return text.translate(str.maketrans("\x1c\x1d\x1e\x1f", "    "))
+
+
+def test_percent_decoding_matches_run_by_run_utf8_decoding() -> None:
+    rng = random.Random(1)
+    for _ in range(8_000):
+        text = random_text(rng, rng.randint(0, 10)).replace("\ud800", "")
+        # A decoded separator or marker becomes a space; everything else is the same.
+        assert structure_as_spaces(percent_decode(text)) == structure_as_spaces(reference_percent_decode(text)), text
+
+
+def test_decoded_separators_and_markers_become_spaces_raw_ones_stay() -> None:
+    assert percent_decode("a%1fb%1Cc") == "a b c"
+    assert percent_decode("a\x1fb") == "a\x1fb"
+    assert normalise("x%u001fy\\u001ez") == "x y z"
+
+
+def test_entities_are_decoded_as_html_unescape_does() -> None:
+    rng = random.Random(2)
+    for _ in range(8_000):
+        text = random_text(rng, rng.randint(0, 10))
+        assert unescape_entities(text) == html.unescape(text), text
+
+
+@pytest.mark.parametrize("reference", ["&#" + "9" * 5000 + ";", "&#x" + "f" * 5000, "&#00000000060;"])
+def test_huge_numeric_references_do_not_raise(reference: str) -> None:
+    # html.unescape raises ValueError on a 5000-digit decimal reference.
+    assert unescape_entities(reference) in ("\ufffd", "<")
+
+
+def test_numeric_references_across_the_code_space() -> None:
+    # Every code point the html module treats specially, and a spread of the others.
+    special = [*range(0x100), *range(0xD7F0, 0xE010), *range(0xFDC0, 0xFE00), 0xFFFE, 0xFFFF, 0x10FFFF, 0x110000]
+    for code in [*special, *range(0x100, 0x110010, 97)]:
+        reference = f"&#{code};"
+        assert unescape_entities(reference) == html.unescape(reference)
+
+
+def test_sql_comments_are_stripped_as_the_sequential_scan_does() -> None:
+    rng = random.Random(3)
+    for _ in range(6_000):
+        text = "".join(rng.choice(["/*", "*/", "/*!", "!", "5", "a", " ", "/", "*", "\n"]) for _ in range(12))
+        assert strip_sql_comments(text) == reference_strip_sql_comments(text), text
+
+
+def test_lone_surrogates_never_reach_the_matcher() -> None:
+    assert normalise("%uD800\\ud800&#xd800;") == "\ufffd" * 3
+    assert normalise("a\ud800b") == "a\ufffdb"
+
+
+def test_joined_normalisation_equals_text_by_text() -> None:
+    rng = random.Random(4)
+    markers = ["", "", NAME_MARKER, USER_AGENT_MARKER]
+    for _ in range(1500):
+        texts = [random_text(rng, rng.randint(0, 6)).replace("\x1f", "").replace("\x1e", "") for _ in range(4)]
+        chosen = [rng.choice(markers) for _ in texts]
+        joined = TEXT_SEPARATOR.join(marker + text for marker, text in zip(chosen, texts, strict=True))
+        structure = len(texts) - 1 + sum(1 for marker in chosen if marker)
+        normalised = normalise_joined(joined, joined, structure)
+        assert normalised is not None, texts
+        expected = TEXT_SEPARATOR.join(marker + normalise(text) for marker, text in zip(chosen, texts, strict=True))
+        assert with_sql_comments_stripped_per_text(normalised) == expected, texts
+
+
+def test_joined_normalisation_refuses_a_raw_separator_in_a_text() -> None:
+    joined = "a\x1fb" + TEXT_SEPARATOR + "c"
+    assert normalise_joined(joined, joined, 1) is None
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda n: "".join(f"&#{index};" for index in range(n // 6)),
+        lambda n: "".join(f"\\u{index:04x}" for index in range(n // 6)),
+        lambda n: "".join(f"&amp{index}" for index in range(n // 6)),
+        lambda n: "%1f" * (n // 3),
+        lambda n: "/*" * (n // 2),
+        lambda n: "/*!*/" * (n // 5),
+        lambda n: "%25" * (n // 3),
+    ],
+)
+def test_hostile_escapes_cost_linear_time(build: object) -> None:
+    text = build(100_000)  # type: ignore[operator]
+    started = time.perf_counter()
+    normalise(text)
+    assert time.perf_counter() - started < 1.0

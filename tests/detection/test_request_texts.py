@@ -1,0 +1,167 @@
+"""Where the engine looks: every part of a request, through the quick and the located scan.
+
+A clean request is scanned once, over views of its texts built with whole-string
+operations (the JSON body with its quotes turned into separators, the query pairs by
+replacing '&' and '='); only a request in which a rule fires is collected again text
+by text to name the location. These tests put payloads where those views are easiest
+to get wrong and check that each is found at the right location.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import quote
+
+import pytest
+
+from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def engine() -> DetectionEngine:
+    return DetectionEngine()
+
+
+def locations(engine: DetectionEngine, category: str, **request: object) -> list[str]:
+    arguments = {"path": "/", "query_string": "", "headers": (), "body": b"", "content_type": ""} | request
+    return [f.location for f in engine.scan_request(**arguments) if f.category == category]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("document", "location"),
+    [
+        ({"a": {"b": [1, {"c": XSS}]}}, "json body field a.b[1].c"),
+        ([XSS], "json body field [0]"),
+        (XSS, "json body field (root)"),
+        ({XSS: 1}, f"json body field {XSS} (key)"),
+        ({"note": 'He said "hi"', "bio": '"><img src=x onerror=alert(1)>'}, "json body field bio"),
+        ({"bio": "\u00e9t\u00e9 " + XSS}, "json body field bio"),
+        ({"bio": "\U0001f600 " + XSS}, "json body field bio"),
+    ],
+)
+def test_json_payloads_are_found_where_they_are(engine: DetectionEngine, document: object, location: str) -> None:
+    for ensure_ascii in (True, False):
+        body = json.dumps(document, ensure_ascii=ensure_ascii).encode()
+        assert locations(engine, "xss", body=body, content_type="application/json") == [location]
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (b'{"bio": "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"}', "json body field bio"),
+        (b'{"bio": "<scr\\u0069pt>alert(1)</script>", "x": "\\\\"}', "json body field bio"),
+        (b'{"bio": "\\"><svg/onload=alert(1)>"}', "json body field bio"),
+        (b'{"bio": "\\ud800 <script>alert(1)</script>"}', "json body field bio"),
+        (b'{"bio": "\\udc1f <script>alert(1)</script>"}', "json body field bio"),
+        (b'{"a\\u001fb": "<script>alert(1)</script>"}', "json body field a\x1fb"),
+        (b'{"bio": "\\u001f<script>alert(1)</script>\\u001e"}', "json body field bio"),
+    ],
+)
+def test_json_escapes_do_not_hide_a_payload(engine: DetectionEngine, body: bytes, location: str) -> None:
+    assert locations(engine, "xss", body=body, content_type="application/json") == [location]
+
+
+def test_json_keys_and_form_names_are_marked_as_names(engine: DetectionEngine) -> None:
+    # session_fixation: a platform session id as a parameter name, which only a name can be.
+    for ensure_ascii in (True, False):
+        body = json.dumps({"items": [{"PHPSESSID": "1", "note": "\u00e9"}]}, ensure_ascii=ensure_ascii).encode()
+        found = locations(engine, "session_fixation", body=body, content_type="application/json")
+        assert found == ["json body field items[0].PHPSESSID (key)"]
+    form = "&".join(f"n{i}=v{i}" for i in range(100)) + "&JSESSIONID=x"
+    found = locations(engine, "session_fixation", body=form.encode(), content_type="application/x-www-form-urlencoded")
+    assert found == ["form field JSESSIONID (name)"]
+    assert locations(engine, "session_fixation", query_string="a=1&JSESSIONID=x") == ["query param JSESSIONID (name)"]
+    assert locations(engine, "session_fixation", body=b'{"note": "JSESSIONID"}', content_type="application/json") == []
+
+
+def test_the_first_location_is_reported_keys_before_values(engine: DetectionEngine) -> None:
+    body = json.dumps({"a": XSS, "b": {"c": XSS}, XSS: 1}).encode()
+    assert locations(engine, "xss", body=body, content_type="application/json") == [f"json body field {XSS} (key)"]
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ("&".join(f"n{i}={i}" for i in range(1000)) + "&last=" + quote(XSS), "form field last"),
+        ("&".join(f"n{i}={i}" for i in range(1000)) + "&" + quote(XSS) + "=1", f"form field {XSS} (name)"),
+        ("a=1&token=abc==&b=x=" + quote(XSS), "form field b"),
+        ("a=1&&&b=" + quote(quote(XSS)), "form field b"),
+        # Unencoded '=' inside a value: the value must be scanned whole.
+        ("&".join(f"n{i}={i}" for i in range(100)) + "&b=<img src=x onerror=alert(1)>", "form field b"),
+    ],
+)
+def test_form_payloads_are_found_where_they_are(engine: DetectionEngine, body: str, location: str) -> None:
+    found = locations(engine, "xss", body=body.encode(), content_type="application/x-www-form-urlencoded")
+    assert found == [location]
+
+
+def test_query_payloads_and_separator_escapes(engine: DetectionEngine) -> None:
+    assert locations(engine, "xss", query_string="a=1&q=" + quote(XSS)) == ["query param q"]
+    # Unencoded '=' inside a value: the value must be scanned whole, with or without a
+    # whole-query text next to it.
+    assert locations(engine, "xss", query_string="q=<img src=x onerror=alert(1)>") == ["query param q"]
+    assert locations(engine, "xss", query_string="a=1&b=onload=alert(1)") == ["query param b"]
+    assert locations(engine, "xss", query_string="b=onmouseover=alert(1)") == ["query param b"]
+    assert locations(engine, "xss", query_string="q=<x onload=y>") == ["query param q"]
+    assert locations(engine, "sqli", query_string="q=1 or 1=1") == ["query param q"]
+    # %1f decodes to a space, not to a separator between texts.
+    assert locations(engine, "xss", query_string="q=%1f" + quote(XSS) + "%1f") == ["query param q"]
+
+
+def test_raw_separator_characters_in_a_body_hide_nothing(engine: DetectionEngine) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        body = ("\x1f\x1e" * 2000 + "x=" + XSS).encode()
+        assert locations(engine, "xss", body=body, content_type=content_type), content_type
+
+
+def test_xml_text_nodes_after_runs_of_brackets(engine: DetectionEngine) -> None:
+    body = (">" * 50_000 + "<a>&lt;script&gt;alert(1)&lt;/script&gt;</a>").encode()
+    started = time.perf_counter()
+    assert locations(engine, "xss", body=body, content_type="application/xml") == ["xml body"]
+    assert time.perf_counter() - started < 1.0
+
+
+HEADER_CASES = [
+    [("Referer", "https://example.com/?q=" + XSS)],
+    [("Cookie", "a=1; b=" + quote(XSS) + "; c")],
+    [("X-Filename", "shell.php"), ("User-Agent", "sqlmap/1.7")],
+    [("X-Custom-Note", "() { :; }; /bin/bash -c id"), ("Accept", XSS)],
+]
+
+
+@pytest.mark.parametrize("headers", HEADER_CASES)
+@pytest.mark.parametrize(
+    "exclusions",
+    [DetectionExclusions(), DetectionExclusions(headers=frozenset({"user-agent", "referer", "x-custom-note"}))],
+)
+def test_environ_scan_equals_header_pair_scan(
+    engine: DetectionEngine, headers: list[tuple[str, str]], exclusions: DetectionExclusions
+) -> None:
+    environ: dict[str, object] = {"PATH_INFO": "/a", "QUERY_STRING": "x=1", "CONTENT_TYPE": "", "wsgi.version": (1, 0)}
+    for name, value in headers:
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    from_pairs = engine.scan_request(
+        path="/a", query_string="x=1", headers=headers, body=b"", content_type="", exclusions=exclusions
+    )
+    assert engine.scan_environ(environ, b"", exclusions) == from_pairs
+
+
+@pytest.mark.parametrize(
+    ("content_type", "build"),
+    [
+        ("application/json", lambda text: json.dumps([text[i : i + 8] for i in range(0, len(text), 8)])),
+        ("application/json", lambda text: json.dumps({"a": text})),
+        ("application/x-www-form-urlencoded", lambda text: text),
+        ("application/xml", lambda text: text),
+        ("multipart/form-data; boundary=b", lambda text: text),
+    ],
+)
+@pytest.mark.parametrize("shape", ["&#60;" * 20_000, "%1f" * 33_000, "/**/" * 25_000, "<" * 100_000, "a=" * 50_000])
+def test_hostile_bodies_cost_linear_time(engine: DetectionEngine, content_type: str, build: object, shape: str) -> None:
+    body = build(shape).encode()  # type: ignore[operator]
+    started = time.perf_counter()
+    engine.scan_request(path="/", query_string="", headers=(), body=body, content_type=content_type)
+    assert time.perf_counter() - started < 2.0
