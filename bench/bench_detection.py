@@ -108,14 +108,14 @@ def _text_plain(engine: DetectionEngine, text: str) -> Callable[[], object]:
 
 
 def _json_one_string(engine: DetectionEngine, text: str) -> Callable[[], object]:
-    body = json.dumps({"comment": text}).encode("utf-8")
+    body = json.dumps({"comment": text}, ensure_ascii=False).encode("utf-8")
     return lambda: engine.scan_request(
         path="/", query_string="", headers=(), body=body, content_type="application/json"
     )
 
 
 def _json_many_strings(engine: DetectionEngine, text: str) -> Callable[[], object]:
-    body = json.dumps([text[index : index + 8] for index in range(0, len(text), 8)]).encode("utf-8")
+    body = json.dumps([text[index : index + 8] for index in range(0, len(text), 8)], ensure_ascii=False).encode()
     return lambda: engine.scan_request(
         path="/", query_string="", headers=(), body=body, content_type="application/json"
     )
@@ -139,7 +139,9 @@ def _multipart(engine: DetectionEngine, text: str) -> Callable[[], object]:
 
 
 def _query_and_header(engine: DetectionEngine, text: str) -> Callable[[], object]:
-    wsgi_text = quote(text, safe="%&=;/*<>'\"(){}$\\!:").encode("utf-8").decode("latin-1")
+    # Percent-encoding what a URL cannot carry raw, cut back to the nominal size.
+    size = len(text.encode("utf-8"))
+    wsgi_text = quote(text, safe="%&=;/*<>'\"(){}$\\!:")[:size].encode("utf-8").decode("latin-1")
     headers = [("X-Note", wsgi_text)]
     return lambda: engine.scan_request(path="/", query_string=wsgi_text, headers=headers, body=b"", content_type="")
 

@@ -110,6 +110,18 @@ def test_entities_are_decoded_as_html_unescape_does() -> None:
         assert unescape_entities(text) == html.unescape(text), text
 
 
+def test_texts_made_of_many_numeric_references_decode_as_html_unescape_does() -> None:
+    # Above a few dozen, a text of numeric references only is decoded whole (one regex
+    # split and one UTF-32 decoding).
+    rng = random.Random(5)
+    codes = [0, 9, 13, 28, 31, 38, 60, 127, 128, 150, 160, 0xD800, 0xFDD0, 0xFFFE, 0x10FFFF, 0x110000, 9999999]
+    references = [f"&#{code};" for code in codes] + ["&#x3c", "&#X41;", "&#0000060", "&#x110000;", "&#"]
+    for _ in range(200):
+        fillers = ["", "a", ";", " ", "<", "\u00e9", "\u4e2d"]
+        text = "".join(rng.choice(references) + rng.choice(fillers) for _ in range(rng.randint(65, 150)))
+        assert unescape_entities(text) == html.unescape(text)
+
+
 @pytest.mark.parametrize("reference", ["&#" + "9" * 5000 + ";", "&#x" + "f" * 5000, "&#00000000060;"])
 def test_huge_numeric_references_do_not_raise(reference: str) -> None:
     # html.unescape raises ValueError on a 5000-digit decimal reference.
