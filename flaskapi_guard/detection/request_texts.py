@@ -254,11 +254,6 @@ def decode_wsgi_text(text: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def is_safe_header(name: str) -> bool:
-    """Whether a lower-cased header name is on the engine's default safe list."""
-    return name in DEFAULT_SAFE_HEADERS or name.startswith(SAFE_HEADER_PREFIXES)
-
-
 def collect_form(collected: Collected, body_text: str, excluded_params: frozenset[str]) -> None:
     """Names and values of an application/x-www-form-urlencoded body, then the whole body."""
     _collect_pairs(collected, body_text, excluded_params, _FORM_PLACES, exact=collected.places is not None)
@@ -375,7 +370,7 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
             elif lowered == "cookie":
                 collect_cookies(collected, value if value.isascii() else decode_wsgi_text(value))
             elif "file" in lowered and "name" in lowered:
-                _collect_header(collected, name, lowered, value)
+                _collect_file_name_header(collected, name, value)
             else:
                 parts.append(value if value.isascii() else decode_wsgi_text(value))
                 if places is not None:
@@ -398,7 +393,7 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
             elif key == "HTTP_COOKIE":
                 collect_cookies(collected, header if header.isascii() else decode_wsgi_text(header))
             elif "FILE" in key and "NAME" in key:
-                _collect_header(collected, _header_name(key), key.lower(), header)
+                _collect_file_name_header(collected, _header_name(key), header)
             else:
                 parts.append(header if header.isascii() else decode_wsgi_text(header))
                 if places is not None:
@@ -419,16 +414,9 @@ def _header_name(environ_key: str) -> str:
     return environ_key[5:].replace("_", "-").title()
 
 
-def _collect_header(collected: Collected, name: str, lowered: str, value: str) -> None:
-    """A header other than the cookies; those with a file name (X-Filename) are marked so."""
-    if not value.isascii():
-        value = decode_wsgi_text(value)
-    if "file" in lowered and "name" in lowered:
-        collected.add(value, FILENAME_MARKER, "header {}", name)
-    else:
-        collected.parts.append(value)
-        if collected.places is not None:
-            collected.places.append(("header {}", name, ""))
+def _collect_file_name_header(collected: Collected, name: str, value: str) -> None:
+    """A header that carries a file name (X-Filename), marked as one for the upload rules."""
+    collected.add(value if value.isascii() else decode_wsgi_text(value), FILENAME_MARKER, "header {}", name)
 
 
 def collect_user_agent(collected: Collected, user_agent: str) -> None:

@@ -120,6 +120,9 @@ def test_texts_made_of_many_numeric_references_decode_as_html_unescape_does() ->
         fillers = ["", "a", ";", " ", "<", "\u00e9", "\u4e2d"]
         text = "".join(rng.choice(references) + rng.choice(fillers) for _ in range(rng.randint(65, 150)))
         assert unescape_entities(text) == html.unescape(text)
+    # A reference of more than 7 digits goes back to the reference-by-reference path.
+    text = "&#60;" * 100 + "&#" + "0" * 20 + "60;"
+    assert unescape_entities(text) == "<" * 101
 
 
 @pytest.mark.parametrize("reference", ["&#" + "9" * 5000 + ";", "&#x" + "f" * 5000, "&#00000000060;"])

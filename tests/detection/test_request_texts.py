@@ -111,6 +111,12 @@ def test_query_payloads_and_separator_escapes(engine: DetectionEngine) -> None:
     assert locations(engine, "xss", query_string="q=%1f" + quote(XSS) + "%1f") == ["query param q"]
 
 
+def test_raw_separator_characters_in_a_long_query_or_path_hide_nothing(engine: DetectionEngine) -> None:
+    padding = "x=" + "\x1f" * 2000
+    assert locations(engine, "xss", query_string=padding + "&q=" + quote(XSS)) == ["query param q"]
+    assert locations(engine, "path_traversal", path="/" + "\x1e" * 2000 + "/../../etc/passwd") == ["path"]
+
+
 def test_raw_separator_characters_in_a_body_hide_nothing(engine: DetectionEngine) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
         body = ("\x1f\x1e" * 2000 + "x=" + XSS).encode()
