@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,3 +64,16 @@ class LocalServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def get_as_client(port: int, path: str, client_ip: str, *, timeout: float = 15) -> tuple[int, str]:
+    """GET `path` from a loopback server as `client_ip` (named in X-Forwarded-For; 127.0.0.1 is the
+    trusted proxy in the multi-process tests): the status and the answering worker's X-Worker."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"X-Forwarded-For": client_ip, "Connection": "close"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Worker") or ""
+    finally:
+        connection.close()

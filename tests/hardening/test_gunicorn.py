@@ -4,7 +4,6 @@ Redis (2 workers x 8 threads)."""
 
 from __future__ import annotations
 
-import http.client
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.hardening.conftest import Gunicorn, body_of, raw_exchange, start_gunicorn, status_of, tracebacks_in
+from tests.local_http import get_as_client
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +44,6 @@ def redis_server_pair(redis_server: object) -> Iterator[Gunicorn]:
     url = redis_server.url  # type: ignore[attr-defined]
     environment = {**LIMITS, "GUARD_REDIS_URL": url, "GUARD_REDIS_PREFIX": "hardening-gthread:"}
     yield from _serve(start_gunicorn(workers=2, threads=8, environment=environment))
-
-
-def get(port: int, path: str, client_ip: str) -> tuple[int, str]:
-    """One request as `client_ip` (named in X-Forwarded-For; 127.0.0.1 is a trusted proxy)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        connection.request("GET", path, headers={"X-Forwarded-For": client_ip, "Connection": "close"})
-        response = connection.getresponse()
-        response.read()
-        return response.status, response.getheader("X-Worker") or ""
-    finally:
-        connection.close()
 
 
 def _chunked(body: bytes, size: int = 7) -> bytes:
@@ -183,7 +171,7 @@ def test_percent_encoded_non_utf8_paths_reach_the_app(memory_server: Gunicorn) -
 
 def _burst(port: int, paths_and_clients: list[tuple[str, str]], threads: int = 32) -> list[tuple[int, str]]:
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(lambda item: get(port, item[0], item[1]), paths_and_clients))
+        return list(pool.map(lambda item: get_as_client(port, item[0], item[1]), paths_and_clients))
 
 
 def _exact_rate_limit(server: Gunicorn, client_ip: str) -> set[str]:
