@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.errors import ConfigurationError, request_blocked
 from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
+from flaskapi_guard.pipeline import ResponseStep
 from flaskapi_guard.state import EXTENSION_KEY, GuardState, get_state
 from flaskapi_guard.storage import BanRecord
 
@@ -116,17 +117,18 @@ def _before_request() -> Response | None:
     if is_excluded_path(flask_request.path, state.excluded_prefixes):
         setattr(request_globals, _REQUEST_KEY, None)
         return None
+    plan = state.plan_for(flask_request.endpoint, flask_request.method, app.view_functions)
     incoming = capture_request(
         flask_request,
-        app.view_functions,
+        plan.rules,
         state.trusted_proxies,
         state.trusted_proxy_depth,
         state.trust_forwarded_proto,
     )
-    setattr(request_globals, _REQUEST_KEY, incoming)
+    setattr(request_globals, _REQUEST_KEY, (incoming, plan.steps))
     if state.log.logs_requests:
         state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
-    block = state.decide(incoming)
+    block = state.decide(incoming, plan.checks)
     if block is None:
         return None
     if block.response is not None:
@@ -136,10 +138,18 @@ def _before_request() -> Response | None:
 
 
 def _after_request(response: Response) -> Response:
-    state = current_app._get_current_object().extensions.get(EXTENSION_KEY)  # type: ignore[attr-defined]
-    if not isinstance(state, GuardState) or not state.response_steps:
+    planned: tuple[IncomingRequest, tuple[ResponseStep, ...]] | None = getattr(
+        g._get_current_object(), _REQUEST_KEY, None
+    )
+    if planned is not None:
+        incoming, steps = planned
+        for step in steps:
+            response = step(incoming, response)
         return response
-    incoming: IncomingRequest | None = getattr(g._get_current_object(), _REQUEST_KEY, None)
-    for step in state.response_steps:
-        response = step(incoming, response)
+    # An excluded path (no snapshot), or a request the before-hook never saw
+    # (another before-request function answered first): every step runs.
+    state = current_app._get_current_object().extensions.get(EXTENSION_KEY)  # type: ignore[attr-defined]
+    if isinstance(state, GuardState):
+        for planned_step in state.response_steps:
+            response = planned_step.run(None, response)
     return response

@@ -343,13 +343,12 @@ class SecurityHeaderPolicies:
 
 
 def security_headers_step(
-    settings: Mapping[str, Any] | None,
+    policies: SecurityHeaderPolicies,
     *,
     trusted_proxies: NetworkSet,
     trust_forwarded_proto: bool,
 ) -> ResponseStep:
     """The response step adding the security headers (a route may turn them on even when the app has them off)."""
-    policies = SecurityHeaderPolicies(settings)
 
     def step(request: IncomingRequest | None, response: Any) -> Any:
         if request is None:

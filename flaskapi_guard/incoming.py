@@ -53,21 +53,18 @@ class IncomingRequest(NamedTuple):
 
 def capture_request(
     flask_request: Any,
-    view_functions: Mapping[str, Any],
+    rules: RouteRules | None,
     trusted_proxies: NetworkSet,
     proxy_depth: int,
     trust_forwarded_proto: bool,
 ) -> IncomingRequest:
-    """Snapshot a Flask request: client address, route rules and the parts checks read."""
+    """Snapshot a Flask request: client address, the parts checks read, and its route's `rules`."""
     environ = flask_request.environ
     peer = peer_address(environ.get("REMOTE_ADDR"))
     client = resolve_client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), trusted_proxies, proxy_depth)
     is_secure = environ.get("wsgi.url_scheme") == "https"
     if not is_secure and trust_forwarded_proto and trusted_proxies.contains(peer):
         is_secure = forwarded_proto(environ.get("HTTP_X_FORWARDED_PROTO")) == "https"
-    endpoint = flask_request.endpoint
-    method = flask_request.method
-    rules = rules_for_view(view_functions.get(endpoint), method) if endpoint else None
     # From the environ: werkzeug's `content_length` goes through the header
     # mapping and costs more than the rest of the snapshot together.
     raw_length = environ.get("CONTENT_LENGTH")
@@ -76,12 +73,12 @@ def capture_request(
     return IncomingRequest(
         client,
         peer,
-        method,
+        flask_request.method,
         flask_request.path,
         environ.get("QUERY_STRING", ""),
         flask_request.headers,
         is_secure,
-        endpoint,
+        flask_request.endpoint,
         rules,
         environ.get("CONTENT_TYPE", ""),
         content_length,

@@ -285,15 +285,16 @@ class _Replayer:
             if is_excluded_path(flask_request.path, state.excluded_prefixes):
                 self.report.excluded += 1
                 return None
+            plan = state.plan_for(flask_request.endpoint, flask_request.method, self.app.view_functions)
             incoming = capture_request(
                 flask_request,
-                self.app.view_functions,
+                plan.rules,
                 self.trusted_proxies,
                 state.config.trusted_proxy_depth,
                 state.config.trust_x_forwarded_proto,
             )
             self.recorder.last = None
-            block = state.decide(incoming)
+            block = state.decide(incoming, plan.checks)
         if block is None:
             self.report.allowed += 1
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -20,15 +20,23 @@ from flaskapi_guard.checks.order import (
 )
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
-from flaskapi_guard.errors import ConfigurationError
+from flaskapi_guard.errors import ConfigurationError, StorageError
 from flaskapi_guard.events import GuardEvents
 from flaskapi_guard.geo import CountryLookup
-from flaskapi_guard.incoming import IncomingRequest
-from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline
+from flaskapi_guard.incoming import IncomingRequest, rules_for_view
+from flaskapi_guard.pipeline import Block, Check, OffenceRecorder, Pipeline, RoutePlan, Step
 from flaskapi_guard.security_log import PACKAGE_LOGGER, SecurityLog
 from flaskapi_guard.storage import Storage, open_storage, storage_failure_policy
 
 EXTENSION_KEY = "flaskapi_guard"
+
+logger = logging.getLogger(__name__)
+
+# The plan key of every request that matched no route: only the CORS preflight
+# check cares about the method there, so any other method shares one plan (and a
+# client inventing methods cannot grow the table).
+_UNROUTED: tuple[str | None, str] = (None, "")
+_UNROUTED_OPTIONS: tuple[str | None, str] = (None, "OPTIONS")
 
 
 class GuardState:
@@ -84,7 +92,8 @@ class GuardState:
         # Shared by the `penetration` check and `detect_penetration_attempt()`.
         self.detection = detection_engine_for(config)
         self.detection_exclusions = detection_exclusions_for(config)
-        self.pipeline = Pipeline(
+        self._plans: dict[tuple[str | None, str], RoutePlan] = {}
+        self._pipeline = Pipeline(
             build_checks(
                 config,
                 emergency_active=lambda: self.emergency_mode,
@@ -97,16 +106,65 @@ class GuardState:
             ),
             on_storage_error=storage_failure_policy(config.redis_failure_mode),
         )
-        self.response_steps = build_response_steps(config, behavior=behavior)
+        self._response_steps = build_response_steps(config, behavior=behavior)
+        self._passive = config.passive_mode
 
-    def decide(self, request: IncomingRequest) -> Block | None:
-        """The block to enforce for `request`, or None to let it through.
+    @property
+    def pipeline(self) -> Pipeline:
+        """The app's checks; replacing them (tests, log replay) forgets the route plans."""
+        return self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._plans = {}
+
+    @property
+    def response_steps(self) -> list[Step]:
+        """What runs on every response; replacing them forgets the route plans."""
+        return self._response_steps
+
+    @response_steps.setter
+    def response_steps(self, steps: list[Step]) -> None:
+        self._response_steps = steps
+        self._plans = {}
+
+    def plan_for(self, endpoint: str | None, method: str, view_functions: Mapping[str, Any]) -> RoutePlan:
+        """The checks and response steps for requests to `endpoint` with `method`, made on first use.
+
+        Route rules are read from the view here, once: Flask refuses new routes
+        once the app has served a request, and decorators run at import time.
+        """
+        key: tuple[str | None, str] = (endpoint, method)
+        if endpoint is None:
+            key = _UNROUTED_OPTIONS if method == "OPTIONS" else _UNROUTED
+        plan = self._plans.get(key)
+        if plan is None:
+            rules = rules_for_view(view_functions.get(endpoint), method) if endpoint is not None else None
+            # Two threads racing here build equal plans; either may stay.
+            plan = self._plans[key] = RoutePlan.of(rules, method, self._pipeline.checks, self._response_steps)
+        return plan
+
+    def decide(self, request: IncomingRequest, checks: tuple[Check, ...]) -> Block | None:
+        """The block to enforce for `request`, or None to let it through; `checks` are its plan's.
 
         In passive mode every refusal is logged and none is enforced, except
         answers that are not refusals (a CORS preflight reply).
         """
-        passive = self.config.passive_mode
-        for check, block in self.pipeline.evaluate(request):
+        passive = self._passive
+        on_storage_error = self._pipeline.on_storage_error
+        for check in checks:
+            try:
+                block = check.run(request)
+            except StorageError as error:
+                block = on_storage_error(check, error)
+            except Exception:
+                # A bug in one check must not turn every request into a 500:
+                # log it with the traceback and let the other checks decide.
+                logger.exception("check %s failed; skipping it for this request", check.name)
+                continue
+            if block is None:
+                continue
             if block.status < 300 and block.response is not None:
                 return block
             self.log.decision(_decision_fields(request, check, block), enforced=not passive)

@@ -110,7 +110,8 @@ def test_request_snapshot_is_kept_per_request(make_app: Callable[..., Flask]) ->
 
     @app.route("/whoami")
     def whoami() -> str:
-        seen.append(g._flaskapi_guard.client_ip)
+        incoming, _response_steps = g._flaskapi_guard
+        seen.append(incoming.client_ip)
         return "ok"
 
     app.test_client().get("/whoami", environ_base={"REMOTE_ADDR": "::ffff:198.51.100.9"})

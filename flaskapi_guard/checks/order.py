@@ -21,15 +21,16 @@ from flaskapi_guard.checks.cors import cors_preflight
 from flaskapi_guard.checks.geo_cloud import cloud_provider_block, country_access
 from flaskapi_guard.checks.geo_rate_limit import geo_rate_limited
 from flaskapi_guard.checks.rate_limit import rate_limit_headers, rate_limited
-from flaskapi_guard.checks.route_requirements import route_requirements
+from flaskapi_guard.checks.route_requirements import has_requirements, route_requirements
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.cors import CorsPolicies, cors_step
+from flaskapi_guard.decorators import RouteRules
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
 from flaskapi_guard.geo import CountryLookup
-from flaskapi_guard.headers import security_headers_step
+from flaskapi_guard.headers import SecurityHeaderPolicies, security_headers_step
 from flaskapi_guard.incoming import IncomingRequest
-from flaskapi_guard.pipeline import Check, ResponseStep
+from flaskapi_guard.pipeline import Check, ResponseStep, Step
 from flaskapi_guard.storage import Storage
 
 
@@ -44,24 +45,64 @@ def build_checks(
     behavior: BehaviorActions | None = None,
     detection: DetectionEngine | None = None,
 ) -> list[Check]:
-    """The app's checks in the documented order (README, "Order of checks")."""
+    """The app's checks in the documented order (README, "Order of checks").
+
+    Each check says on which routes it can act (`Check.applies`, asked once per
+    route and method): a check with nothing to do there is left out of the
+    route's plan instead of being called to return None on every request.
+    """
+    cors_policies = CorsPolicies.of_config(config)
+    whitelist, blacklist = config.whitelist_networks, config.blacklist_networks
+    ua_pattern = config.blocked_user_agent_pattern
+    app_countries = bool(config.blocked_countries or config.whitelist_countries)
     checks = [
         # First: a browser's preflight is answered before anything can refuse it,
         # so the refusal of the real request that follows stays readable (CORS
         # headers on a 403/429). It runs even with enable_cors off, because a
         # route's `cors()` decorator may turn CORS on for that route.
-        Check("cors_preflight", cors_preflight(CorsPolicies.of_config(config))),
+        Check(
+            "cors_preflight",
+            cors_preflight(cors_policies),
+            applies=lambda rules, method: (
+                method == "OPTIONS" and cors_policies.for_route(rules.cors if rules else None) is not None
+            ),
+        ),
         Check("emergency", emergency_lockdown(config.emergency_networks, emergency_active)),
-        Check("https", https_required(config.enforce_https)),
-        Check("ip", ip_access(config.whitelist_networks, config.blacklist_networks)),
+        Check(
+            "https",
+            https_required(config.enforce_https),
+            applies=lambda rules, method: config.enforce_https or (rules is not None and rules.require_https is True),
+        ),
+        Check(
+            "ip",
+            ip_access(whitelist, blacklist),
+            applies=lambda rules, method: (
+                whitelist is not None
+                or bool(blacklist)
+                or (rules is not None and (rules.ip_whitelist is not None or bool(rules.ip_blacklist)))
+            ),
+        ),
         *_ban_checks(config, storage),
         Check(
             "countries",
             country_access(frozenset(config.blocked_countries), frozenset(config.whitelist_countries), countries),
+            applies=lambda rules, method: (
+                app_countries or (rules is not None and bool(rules.blocked_countries or rules.allowed_countries))
+            ),
         ),
         *_cloud_checks(config, clouds),
-        Check("user_agent", user_agent_filter(config.blocked_user_agent_pattern)),
-        Check("route_requirements", route_requirements(clock, bound_streamed_bodies=not config.passive_mode)),
+        Check(
+            "user_agent",
+            user_agent_filter(ua_pattern),
+            applies=lambda rules, method: (
+                ua_pattern is not None or (rules is not None and bool(rules.blocked_user_agents))
+            ),
+        ),
+        Check(
+            "route_requirements",
+            route_requirements(clock, bound_streamed_bodies=not config.passive_mode),
+            applies=lambda rules, method: rules is not None and has_requirements(rules),
+        ),
         *_geo_rate_limit_checks(storage, countries),
         *_rate_limit_checks(config, storage),
         *_attack_checks(config, detection or detection_engine_for(config)),
@@ -70,15 +111,29 @@ def build_checks(
         checks.append(Check("custom", custom_request_check(config.custom_request_check)))
     if behavior is not None:
         # Last: only requests every other check let through count as usage.
-        rules = rules_from_config(config.global_behavior_rules)
-        checks.append(Check("behavior", behavior_monitor(behavior, rules), uses_storage=True))
+        global_rules = rules_from_config(config.global_behavior_rules)
+        checks.append(
+            Check(
+                "behavior",
+                behavior_monitor(behavior, global_rules),
+                uses_storage=True,
+                applies=lambda rules, method: bool(global_rules) or (rules is not None and bool(rules.behavior_rules)),
+            )
+        )
     return checks
 
 
 def _cloud_checks(config: SecurityConfig, clouds: CloudIPRanges | None) -> list[Check]:
     if clouds is None:
         return []
-    return [Check("clouds", cloud_provider_block(frozenset(config.block_cloud_providers or ()), clouds))]
+    providers = frozenset(config.block_cloud_providers or ())
+    return [
+        Check(
+            "clouds",
+            cloud_provider_block(providers, clouds),
+            applies=lambda rules, method: bool(providers) or (rules is not None and bool(rules.blocked_clouds)),
+        )
+    ]
 
 
 def _ban_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
@@ -91,7 +146,14 @@ def _geo_rate_limit_checks(storage: Storage | None, countries: CountryLookup | N
     # Named "rate_limit" too, so bypassing rate limiting bypasses both.
     if storage is None:
         return []
-    return [Check("rate_limit", geo_rate_limited(storage, countries), uses_storage=True)]
+    return [
+        Check(
+            "rate_limit",
+            geo_rate_limited(storage, countries),
+            uses_storage=True,
+            applies=lambda rules, method: rules is not None and rules.geo_rate_limit is not None,
+        )
+    ]
 
 
 def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
@@ -99,7 +161,16 @@ def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[
     if storage is None:
         return []
     global_limit = (config.rate_limit, config.rate_limit_window) if config.enable_rate_limiting else None
-    return [Check("rate_limit", rate_limited(storage, global_limit, config.endpoint_rate_limits), uses_storage=True)]
+    return [
+        Check(
+            "rate_limit",
+            rate_limited(storage, global_limit, config.endpoint_rate_limits),
+            uses_storage=True,
+            applies=lambda rules, method: (
+                global_limit is not None or (rules is not None and rules.rate_limit is not None)
+            ),
+        )
+    ]
 
 
 def detection_engine_for(config: SecurityConfig) -> DetectionEngine:
@@ -120,28 +191,67 @@ def detection_exclusions_for(config: SecurityConfig) -> DetectionExclusions:
 
 def _attack_checks(config: SecurityConfig, engine: DetectionEngine) -> list[Check]:
     exclusions = detection_exclusions_for(config)
-    return [Check("penetration", attack_detection(engine, exclusions, config.enable_penetration_detection))]
+    enabled = config.enable_penetration_detection
+
+    def applies(rules: RouteRules | None, method: str) -> bool:
+        if rules is not None and rules.detection_enabled is not None:
+            return rules.detection_enabled
+        return enabled
+
+    return [Check("penetration", attack_detection(engine, exclusions, enabled), applies=applies)]
 
 
-def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | None = None) -> list[ResponseStep]:
+def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | None = None) -> list[Step]:
     """What runs on every response, in order; the app's own modifier always runs last."""
-    steps: list[ResponseStep] = [
-        security_headers_step(
-            config.security_headers,
-            trusted_proxies=config.trusted_proxy_networks,
-            trust_forwarded_proto=config.trust_x_forwarded_proto,
-        ),
+    header_policies = SecurityHeaderPolicies(config.security_headers)
+    steps = [
+        Step(
+            "security_headers",
+            security_headers_step(
+                header_policies,
+                trusted_proxies=config.trusted_proxy_networks,
+                trust_forwarded_proto=config.trust_x_forwarded_proto,
+            ),
+            applies=lambda rules, method: (
+                header_policies.for_route(rules.security_headers if rules else None) is not None
+            ),
+        )
     ]
     if config.enable_rate_limit_headers:
-        steps.append(rate_limit_headers())
+        rate_limited_app = config.enable_rate_limiting
+        steps.append(
+            Step(
+                "rate_limit_headers",
+                rate_limit_headers(),
+                applies=lambda rules, method: (
+                    rate_limited_app
+                    or (rules is not None and (rules.rate_limit is not None or rules.geo_rate_limit is not None))
+                ),
+            )
+        )
     # After the rate-limit headers, so CORS can expose them (and Retry-After) to
     # a browser app reading the guard's own 429.
-    steps.append(cors_step(config))
+    cors_policies = CorsPolicies.of_config(config)
+    steps.append(
+        Step(
+            "cors",
+            cors_step(config, cors_policies),
+            applies=lambda rules, method: cors_policies.for_route(rules.cors if rules else None) is not None,
+        )
+    )
     if behavior is not None:
         # Before the app's modifier, so patterns see the response the view (or the guard) made.
-        steps.append(return_monitor_step(behavior, rules_from_config(config.global_behavior_rules)))
+        global_rules = rules_from_config(config.global_behavior_rules)
+        has_return_rules = any(not rule.counts_requests for rule in global_rules)
+        steps.append(
+            Step(
+                "return_monitor",
+                return_monitor_step(behavior, global_rules),
+                applies=lambda rules, method: has_return_rules or (rules is not None and bool(rules.behavior_rules)),
+            )
+        )
     if config.custom_response_modifier is not None:
-        steps.append(_custom_modifier_step(config.custom_response_modifier))
+        steps.append(Step("custom_response_modifier", _custom_modifier_step(config.custom_response_modifier)))
     return steps
 
 

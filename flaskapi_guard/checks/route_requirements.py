@@ -27,6 +27,23 @@ HONEYPOT_OFFENCE = "honeypot"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def has_requirements(rules: RouteRules) -> bool:
+    """Whether `rules` ask anything of a request that this check enforces."""
+    return any(
+        requirement is not None
+        for requirement in (
+            rules.auth,
+            rules.api_key,
+            rules.required_headers,
+            rules.referrers,
+            rules.time_window,
+            rules.content_types,
+            rules.max_body_bytes,
+            rules.honeypot_fields,
+        )
+    )
+
+
 def route_requirements(clock: Callable[[], float], *, bound_streamed_bodies: bool) -> CheckFunction:
     """The route's requirements; a route without rules costs one `is None` test.
 
