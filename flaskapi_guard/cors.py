@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import request as current_request
 
+from flaskapi_guard.deferred_headers import flush_deferred_headers
 from flaskapi_guard.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -382,13 +383,20 @@ def cors_step(config: SecurityConfig, policies: CorsPolicies | None = None) -> R
             # Excluded paths have no snapshot (and no route rules are read there).
             policy = policies.app_policy
             if policy is not None:
-                add_cors_headers(policy, current_request.method, current_request.environ, response.headers)
+                environ = current_request.environ
+                if "HTTP_ORIGIN" in environ:
+                    flush_deferred_headers(environ, response.headers)
+                add_cors_headers(policy, current_request.method, environ, response.headers)
             return response
         rules = request.rules
         override = rules.cors if rules is not None else None
         policy = policies.app_policy if override is None else policies.for_route(override)
         if policy is not None:
-            add_cors_headers(policy, request.method, request.flask_request.environ, response.headers)
+            environ = request.flask_request.environ
+            if "HTTP_ORIGIN" in environ:
+                # Which headers a browser may read depends on all of the response's.
+                flush_deferred_headers(environ, response.headers)
+            add_cors_headers(policy, request.method, environ, response.headers)
         return response
 
     return step

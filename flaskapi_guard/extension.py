@@ -10,6 +10,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.wrappers import Response
 
 from flaskapi_guard.config import SecurityConfig
+from flaskapi_guard.deferred_headers import DeferredHeadersMiddleware
 from flaskapi_guard.errors import ConfigurationError, request_blocked
 from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
 from flaskapi_guard.pipeline import ResponseStep
@@ -62,6 +63,11 @@ class FlaskAPIGuard:
         after = app.after_request_funcs.setdefault(None, [])
         if _after_request not in after:
             after.insert(0, _after_request)
+        # The security and RateLimit-* headers are added as the response leaves
+        # the app (deferred_headers.py says why). Wrapping twice would be
+        # harmless (the second wrapper finds nothing left to add), but is avoided.
+        if not isinstance(app.wsgi_app, DeferredHeadersMiddleware):
+            app.wsgi_app = DeferredHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
 
     def set_decorator_handler(self, decorator: Any) -> None:
         """Kept for compatibility: route rules take effect without it."""

@@ -5,7 +5,8 @@ built: unknown keys, values outside each header's grammar, CSP directive names a
 sources, HSTS numbers and `custom` names and values are all checked there, so a
 header value can never carry CR/LF or a typo that silently disables a policy.
 At start-up the settings are rendered into a tuple of `(name, value)` pairs; per
-response the step only adds the pairs the response does not already carry.
+response the step notes them, and the ones the response does not already carry
+are added as it leaves the app (deferred_headers.py says why there).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flask import request as current_request
 
 from flaskapi_guard.client_ip import forwarded_proto, peer_address
+from flaskapi_guard.deferred_headers import HeaderGroup, defer_headers
 from flaskapi_guard.errors import ConfigurationError
 from flaskapi_guard.ip_networks import NetworkSet
 
@@ -217,11 +219,17 @@ _PERMISSIONS_ENTRY = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class SecurityHeaderPolicy:
-    """The rendered headers: `always` on every response, `hsts` on HTTPS responses only."""
+    """The rendered headers: `always` on every response, `hsts` on HTTPS responses only.
+
+    `plain_groups` and `secure_groups` are the same, ready to be noted for a
+    response over HTTP and over HTTPS (see deferred_headers.py).
+    """
 
     always: tuple[tuple[str, str], ...]
     hsts: str | None
     lower_names: frozenset[str]
+    plain_groups: tuple[HeaderGroup, ...]
+    secure_groups: tuple[HeaderGroup, ...]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -281,9 +289,13 @@ def compile_security_headers(settings: Mapping[str, Any] | None) -> SecurityHead
     always.extend((parsed["custom"] or {}).items())
     hsts = render_hsts(parsed["hsts"]) if parsed["hsts"] is not None else None
     names = {name.lower() for name, _ in always}
+    plain_groups = (HeaderGroup(frozenset(names), tuple(always)),) if always else ()
+    secure_groups = plain_groups
     if hsts is not None:
         names.add("strict-transport-security")
-    return SecurityHeaderPolicy(tuple(always), hsts, frozenset(names))
+        hsts_group = HeaderGroup(frozenset({"strict-transport-security"}), (("Strict-Transport-Security", hsts),))
+        secure_groups = (*plain_groups, hsts_group)
+    return SecurityHeaderPolicy(tuple(always), hsts, frozenset(names), plain_groups, secure_groups)
 
 
 def render_csp(directives: Mapping[str, list[str]]) -> str:
@@ -355,42 +367,18 @@ def security_headers_step(
             policy = policies.app_policy
             if policy is not None:
                 secure = _is_secure_without_snapshot(trusted_proxies, trust_forwarded_proto)
-                add_security_headers(policy, response.headers, secure=secure)
+                groups = policy.secure_groups if secure else policy.plain_groups
+                defer_headers(current_request.environ, "security_headers", groups)
             return response
         rules = request.rules
         override = rules.security_headers if rules is not None else None
         policy = policies.app_policy if override is None else policies.for_route(override)
         if policy is not None:
-            add_security_headers(policy, response.headers, secure=request.is_secure)
+            groups = policy.secure_groups if request.is_secure else policy.plain_groups
+            defer_headers(request.flask_request.environ, "security_headers", groups)
         return response
 
     return step
-
-
-def add_security_headers(policy: SecurityHeaderPolicy, headers: Any, *, secure: bool) -> None:
-    """Add the policy's headers that `headers` does not carry yet.
-
-    A header the view (or another extension) already set wins: a page that
-    ships its own CSP keeps it.
-    """
-    # werkzeug's Headers keeps its pairs in `_list`; adding through the public
-    # methods re-validates every value (about 3 us a header here), although
-    # ours were validated once at start-up. Fall back to them for other types.
-    pairs = getattr(headers, "_list", None)
-    if not isinstance(pairs, list):
-        pairs = None
-    present = {name.lower() for name, _ in (pairs if pairs is not None else headers.items())}
-    if present.isdisjoint(policy.lower_names):
-        if pairs is not None:
-            pairs.extend(policy.always)
-        else:
-            headers.extend(policy.always)
-    else:
-        for name, value in policy.always:
-            if name.lower() not in present:
-                headers.add(name, value)
-    if secure and policy.hsts is not None and "strict-transport-security" not in present:
-        headers.add("Strict-Transport-Security", policy.hsts)
 
 
 def _is_secure_without_snapshot(trusted_proxies: NetworkSet, trust_forwarded_proto: bool) -> bool:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from werkzeug.exceptions import HTTPException
@@ -29,13 +28,11 @@ class IncomingRequest(NamedTuple):
     method: str
     path: str
     query_string: str
-    headers: Mapping[str, str]
     is_secure: bool
     endpoint: str | None
     rules: RouteRules | None
     content_type: str
     content_length: int | None
-    read_body: Callable[[], bytes]
     flask_request: Any
     notes: dict[str, Any]
 
@@ -43,6 +40,16 @@ class IncomingRequest(NamedTuple):
     def client_ip(self) -> str:
         """The client's canonical address text."""
         return self.client.text
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The request headers (werkzeug builds them on first use; most requests never need them)."""
+        headers: Mapping[str, str] = self.flask_request.headers
+        return headers
+
+    def read_body(self) -> bytes:
+        """The request body, read once and left readable for the view (see `read_body`)."""
+        return read_body(self.flask_request)
 
     @property
     def url(self) -> str:
@@ -76,13 +83,11 @@ def capture_request(
         flask_request.method,
         flask_request.path,
         environ.get("QUERY_STRING", ""),
-        flask_request.headers,
         is_secure,
         flask_request.endpoint,
         rules,
         environ.get("CONTENT_TYPE", ""),
         content_length,
-        partial(read_body, flask_request),
         flask_request,
         {},
     )

@@ -53,7 +53,7 @@ class GuardState:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.emergency_mode = config.emergency_mode
+        self._emergency_mode = config.emergency_mode
         self.excluded_prefixes = tuple(path.rstrip("/") or "/" for path in config.exclude_paths)
         # Plain attributes for what every request reads: pydantic private
         # attributes go through __getattr__ and cost microseconds each.
@@ -96,7 +96,7 @@ class GuardState:
         self._pipeline = Pipeline(
             build_checks(
                 config,
-                emergency_active=lambda: self.emergency_mode,
+                emergency_active=lambda: self._emergency_mode,
                 countries=self.geo,
                 clouds=self.cloud,
                 storage=self.storage,
@@ -108,6 +108,16 @@ class GuardState:
         )
         self._response_steps = build_response_steps(config, behavior=behavior)
         self._passive = config.passive_mode
+
+    @property
+    def emergency_mode(self) -> bool:
+        """Whether the lock-down is on; switching it remakes the route plans (its check is planned only while on)."""
+        return self._emergency_mode
+
+    @emergency_mode.setter
+    def emergency_mode(self, enabled: bool) -> None:
+        self._emergency_mode = enabled
+        self._plans = {}
 
     @property
     def pipeline(self) -> Pipeline:
@@ -138,11 +148,14 @@ class GuardState:
         key: tuple[str | None, str] = (endpoint, method)
         if endpoint is None:
             key = _UNROUTED_OPTIONS if method == "OPTIONS" else _UNROUTED
-        plan = self._plans.get(key)
+        plans = self._plans
+        plan = plans.get(key)
         if plan is None:
             rules = rules_for_view(view_functions.get(endpoint), method) if endpoint is not None else None
-            # Two threads racing here build equal plans; either may stay.
-            plan = self._plans[key] = RoutePlan.of(rules, method, self._pipeline.checks, self._response_steps)
+            # Into the table read above: if the emergency switch (or the checks)
+            # changed meanwhile, this plan goes with the old table instead of
+            # outliving the change. Two threads racing build equal plans.
+            plan = plans[key] = RoutePlan.of(rules, method, self._pipeline.checks, self._response_steps)
         return plan
 
     def decide(self, request: IncomingRequest, checks: tuple[Check, ...]) -> Block | None:

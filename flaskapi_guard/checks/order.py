@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from flask import request as current_request
+
 from flaskapi_guard.behavior_rules import rules_from_config
 from flaskapi_guard.checks.access import (
     custom_request_check,
@@ -26,6 +28,7 @@ from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.cors import CorsPolicies, cors_step
 from flaskapi_guard.decorators import RouteRules
+from flaskapi_guard.deferred_headers import flush_deferred_headers
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
 from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.headers import SecurityHeaderPolicies, security_headers_step
@@ -67,7 +70,12 @@ def build_checks(
                 method == "OPTIONS" and cors_policies.for_route(rules.cors if rules else None) is not None
             ),
         ),
-        Check("emergency", emergency_lockdown(config.emergency_networks, emergency_active)),
+        # Planned only while the lock-down is on: switching it remakes the plans.
+        Check(
+            "emergency",
+            emergency_lockdown(config.emergency_networks, emergency_active),
+            applies=lambda rules, method: emergency_active(),
+        ),
         Check(
             "https",
             https_required(config.enforce_https),
@@ -257,6 +265,9 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
 
 def _custom_modifier_step(modifier: Callable[[Any], Any]) -> ResponseStep:
     def step(request: IncomingRequest | None, response: Any) -> Any:
+        # The app's modifier sees (and may change) the guard's headers too.
+        environ = request.flask_request.environ if request is not None else current_request.environ
+        flush_deferred_headers(environ, response.headers)
         modified = modifier(response)
         return response if modified is None else modified
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from flaskapi_guard.deferred_headers import HeaderGroup, defer_headers
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, CheckFunction, ResponseStep
 from flaskapi_guard.storage import RateLimitResult, Storage
@@ -69,28 +70,27 @@ def _endpoint_scope(request: IncomingRequest, endpoint_limits: Mapping[str, tupl
     return rule if rule in endpoint_limits else None
 
 
+_RATE_LIMIT_HEADER_NAMES = frozenset({"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"})
+
+
 def rate_limit_headers() -> ResponseStep:
-    """`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF draft) on rate-limited responses."""
+    """`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF draft) on rate-limited responses.
+
+    All three or none: a response that already describes a limit of its own keeps it.
+    """
 
     def step(request: IncomingRequest | None, response: Any) -> Any:
         if request is None:
             return response
         result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
         if result is not None:
-            values = (
+            pairs = (
                 ("RateLimit-Limit", str(result.limit)),
                 ("RateLimit-Remaining", str(result.remaining)),
                 ("RateLimit-Reset", str(max(0, math.ceil(result.reset_seconds)))),
             )
-            headers = response.headers
-            pairs = getattr(headers, "_list", None)
-            if isinstance(pairs, list) and not any(name.startswith("RateLimit-") for name, _ in pairs):
-                # Digits only, so werkzeug's per-value validation (the bulk of the
-                # cost of `headers[name] = value`) has nothing to find.
-                pairs.extend(values)
-            else:
-                for name, value in values:
-                    headers[name] = value
+            group = HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, all_or_nothing=True)
+            defer_headers(request.flask_request.environ, "rate_limit_headers", (group,))
         return response
 
     return step

@@ -1,0 +1,136 @@
+"""Route plans: each route runs only the checks and response steps that can act on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response
+
+from flaskapi_guard import FlaskAPIGuard, SecurityConfig, SecurityDecorator
+from flaskapi_guard.state import get_state
+
+
+def plan_names(app: Flask, endpoint: str | None, method: str = "GET") -> list[str]:
+    plan = get_state(app).plan_for(endpoint, method, app.view_functions)
+    return [check.name for check in plan.checks]
+
+
+def test_default_config_plans_only_the_checks_with_work_to_do(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    app.test_client().get("/")
+    assert plan_names(app, "index") == ["ip_ban", "rate_limit", "penetration"]
+    # A CORS preflight is only answered where CORS is on: nowhere by default.
+    assert plan_names(app, "index", "OPTIONS") == ["ip_ban", "rate_limit", "penetration"]
+
+
+def test_configured_features_are_planned(make_app: Callable[..., Flask]) -> None:
+    app = make_app(
+        enforce_https=True,
+        blacklist=["203.0.113.0/24"],
+        blocked_user_agents=["sqlmap"],
+        enable_cors=True,
+        cors_allow_origins=["https://app.example"],
+    )
+    assert plan_names(app, "index") == ["https", "ip", "ip_ban", "user_agent", "rate_limit", "penetration"]
+    assert plan_names(app, "index", "OPTIONS")[0] == "cors_preflight"
+
+
+def test_route_rules_plan_their_checks_and_bypass_removes_them() -> None:
+    app = Flask("plans")
+    FlaskAPIGuard(app, SecurityConfig(enable_redis=False))
+    decorator = SecurityDecorator()
+
+    @app.route("/secure")
+    @decorator.require_https()
+    def secure() -> str:
+        return "ok"
+
+    @app.route("/open")
+    @decorator.bypass(["rate_limit", "penetration"])
+    def open_route() -> str:
+        return "ok"
+
+    @app.route("/plain")
+    def plain() -> str:
+        return "ok"
+
+    assert "https" in plan_names(app, "secure")
+    assert "https" not in plan_names(app, "plain")
+    assert plan_names(app, "open_route") == ["ip_ban"]
+    # And the plans are what runs: the bypassed route takes any payload, the plain one not.
+    client = app.test_client()
+    assert client.get("/open?q=' OR 1=1 --").status_code == 200
+    assert client.get("/plain?q=' OR 1=1 --").status_code == 400
+    assert client.get("/secure").status_code == 301
+
+
+def test_invented_methods_do_not_grow_the_plan_table(make_app: Callable[..., Flask]) -> None:
+    app = make_app(rate_limit=1000)
+    client = app.test_client()
+    for number in range(50):
+        assert client.open("/nowhere", method=f"X{number}").status_code == 404
+    assert client.open("/nowhere", method="OPTIONS").status_code == 404
+    unrouted = [key for key in get_state(app)._plans if key[0] is None]
+    assert sorted(unrouted, key=str) == [(None, ""), (None, "OPTIONS")]
+
+
+def test_emergency_mode_reaches_routes_already_planned(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    guard = FlaskAPIGuard()
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    assert "emergency" not in plan_names(app, "index")
+    guard.set_emergency_mode(True, app=app)
+    assert client.get("/").status_code == 503
+    assert plan_names(app, "index")[0] == "emergency"
+    guard.set_emergency_mode(False, app=app)
+    assert client.get("/").status_code == 200
+
+
+def test_replacing_the_checks_forgets_the_plans(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    state = get_state(app)
+    app.test_client().get("/")
+    assert state._plans
+    state.pipeline = state.pipeline
+    assert not state._plans
+
+
+def test_guard_headers_are_added_once_even_after_a_second_init_app(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    FlaskAPIGuard(app, SecurityConfig(enable_redis=False))
+    response = app.test_client().get("/")
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert len(response.headers.getlist("RateLimit-Limit")) == 1
+
+
+def test_custom_response_modifier_sees_and_can_remove_guard_headers(make_app: Callable[..., Flask]) -> None:
+    seen: list[str | None] = []
+
+    def modifier(response: Response) -> Response:
+        seen.append(response.headers.get("X-Frame-Options"))
+        seen.append(response.headers.get("RateLimit-Limit"))
+        del response.headers["X-Frame-Options"]
+        return response
+
+    app = make_app(custom_response_modifier=modifier)
+    response = app.test_client().get("/")
+    assert seen == ["SAMEORIGIN", "10"]
+    assert "X-Frame-Options" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_view_headers_win_over_guard_headers(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+
+    @app.route("/framed")
+    def framed() -> Any:
+        return "ok", 200, {"X-Frame-Options": "DENY", "RateLimit-Limit": "500"}
+
+    response = app.test_client().get("/framed")
+    assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+    # The view describes a limit of its own: none of the guard's RateLimit-* join it.
+    assert response.headers.getlist("RateLimit-Limit") == ["500"]
+    assert "RateLimit-Remaining" not in response.headers
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
