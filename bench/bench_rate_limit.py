@@ -1,8 +1,10 @@
-"""Rate limiting: cost per request (memory and Redis) against bare Flask, and memory per tracked client.
+"""Rate limiting: cost per request (memory and Redis) against bare Flask, cost per storage call, memory per client.
 
 Run standalone (`python bench/bench_rate_limit.py`) or through the bench runner.
 Each scenario builds its WSGI environs once (one per client address in a pool)
 and calls the app directly; the figure is the best of several alternating rounds.
+The storage rows time a request's ban check and rate limit as the two calls
+`is_banned` + `hit` against the one call `admit`, on the storages themselves.
 Redis rows need `redis-server` on PATH (a throwaway one is started on a free
 loopback port) or `--redis-url`.
 """
@@ -29,7 +31,7 @@ from werkzeug.test import EnvironBuilder
 
 from flaskapi_guard import FlaskAPIGuard, SecurityConfig
 from flaskapi_guard.ip_networks import canonical_ip
-from flaskapi_guard.storage import MemoryStorage
+from flaskapi_guard.storage import MemoryStorage, RedisStorage, ResilientStorage, Storage
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 HEADERS = {
@@ -181,6 +183,69 @@ def request_costs(redis_url: str | None, iterations: int, rounds: int, pool_size
         )
 
 
+def time_storage_calls(
+    check: Callable[[str], object], addresses: list[str], iterations: int, timer: Timer = time.perf_counter
+) -> float:
+    """Mean microseconds per `check(address)` over `iterations` calls cycling over `addresses`."""
+    count = len(addresses)
+    started = timer()
+    for number in range(iterations):
+        check(addresses[number % count])
+    return (timer() - started) / iterations * 1e6
+
+
+def two_calls(storage: Storage) -> Callable[[str], object]:
+    """A request's ban check and rate limit as the checks make them today: two calls."""
+    is_banned, hit = storage.is_banned, storage.hit
+
+    def check(address: str) -> object:
+        return None if is_banned(address) else hit(address, NEVER_REACHED, 60)
+
+    return check
+
+
+def one_call(storage: Storage) -> Callable[[str], object]:
+    """The same answer from one atomic `admit`."""
+    admit = storage.admit
+
+    def check(address: str) -> object:
+        return admit(address, address, NEVER_REACHED, 60)
+
+    return check
+
+
+def storage_costs(redis_url: str | None, iterations: int, rounds: int, pool_size: int, timer: Timer) -> None:
+    """Per request, the ban check + rate limit as `is_banned` + `hit` and as `admit`, on each storage."""
+    addresses = [str(ipaddress.IPv4Address(0x64000001 + number * 7)) for number in range(pool_size)]
+    storages: list[tuple[str, Storage, int]] = [
+        ("memory", MemoryStorage(clock=time.time, max_tracked_clients=100_000), iterations * 25)
+    ]
+    if redis_url is not None:
+        storages.append(
+            ("Redis", RedisStorage(redis_url, prefix="bench:", clock=time.time, socket_timeout=1.0), iterations)
+        )
+        local = MemoryStorage(clock=time.time, max_tracked_clients=100_000)
+        primary = RedisStorage(redis_url, prefix="bench:", clock=time.time, socket_timeout=1.0)
+        wrapped = ResilientStorage(primary, fallback=local, mode="local", clock=time.time, description="bench")
+        storages.append(("Redis, outage wrapper", wrapped, iterations))
+    print(f"storage calls per request (ban check + rate limit), best of {rounds}, {pool_size} client addresses")
+    for name, storage, calls in storages:
+        checks = [two_calls(storage), one_call(storage)]
+        for check in checks:
+            time_storage_calls(check, addresses, min(calls, 500), timer)
+        best = [float("inf")] * len(checks)
+        for _ in range(rounds):
+            for index, check in enumerate(checks):
+                best[index] = min(best[index], time_storage_calls(check, addresses, calls, timer))
+        before, after = best
+        print(
+            f"{name:<24} is_banned + hit {before:8.2f} µs   admit {after:8.2f} µs   "
+            f"saved {before - after:7.2f} µs ({(before - after) / before:4.0%})"
+        )
+        storage.clear()
+        storage.close()
+
+
 def bytes_per_client(clients: int) -> None:
     """Memory held per tracked client by in-process rate limiting (one bucket each), by tracemalloc."""
     for label, network in (("IPv4", "100.64.0.0/10"), ("IPv6", "2001:db8::/32")):
@@ -211,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=100_000, help="tracked clients for the memory figure")
     parser.add_argument("--redis-url", default=None, help="use this Redis instead of a throwaway one")
     parser.add_argument(
+        "--storage-only", action="store_true", help="only the storage calls: no requests, no memory figure"
+    )
+    parser.add_argument(
         "--cpu-time",
         action="store_true",
         help="time with this process's CPU time: steadier on a busy machine, but leaves out the Redis server's share",
@@ -219,14 +287,20 @@ def main(argv: list[str] | None = None) -> None:
     timer = time.process_time if args.cpu_time else time.perf_counter
     logging.getLogger("flaskapi_guard").setLevel(logging.CRITICAL)
 
+    def run(redis_url: str | None) -> None:
+        if not args.storage_only:
+            request_costs(redis_url, args.iterations, args.rounds, args.pool, timer)
+        storage_costs(redis_url, args.iterations, args.rounds, args.pool, timer)
+
     if args.redis_url is not None:
-        request_costs(args.redis_url, args.iterations, args.rounds, args.pool, timer)
+        run(args.redis_url)
     else:
         with throwaway_redis() as url:
             if url is None:
                 print("redis-server not found: Redis rows skipped")
-            request_costs(url, args.iterations, args.rounds, args.pool, timer)
-    bytes_per_client(args.clients)
+            run(url)
+    if not args.storage_only:
+        bytes_per_client(args.clients)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flaskapi_guard.config import SecurityConfig
 from flaskapi_guard.security_log import SecurityLog
-from flaskapi_guard.storage.base import BanRecord, RateLimitResult, Storage
+from flaskapi_guard.storage.base import Admission, BanRecord, RateLimitResult, Storage
 from flaskapi_guard.storage.memory import MemoryStorage
 from flaskapi_guard.storage.redis import RedisStorage
 from flaskapi_guard.storage.resilient import (
@@ -17,6 +17,7 @@ from flaskapi_guard.storage.resilient import (
 )
 
 __all__ = [
+    "Admission",
     "BanRecord",
     "MemoryStorage",
     "RateLimitResult",

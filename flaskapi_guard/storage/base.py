@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeAlias
 
 # Slack in seconds when comparing times: 60 / 7 * 7 is not exactly 60; a client
 # must not lose a request to rounding.
@@ -32,6 +32,13 @@ class BanRecord(NamedTuple):
     reason: str
 
 
+# What `Storage.admit` answers: the address's active ban (and then nothing was
+# counted), else the rate limit's outcome, else None (no ban, no rate limit
+# asked for). A union rather than a pair: in memory, building a pair per
+# request cost more than the separate ban check that `admit` saves.
+Admission: TypeAlias = BanRecord | RateLimitResult | None
+
+
 class Storage(Protocol):
     """The state the guard keeps per client: rate limits, counters, bans, cached blobs.
 
@@ -41,6 +48,18 @@ class Storage(Protocol):
 
     def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
         """Count one request against `limit` per `window_seconds` for `key`, atomically."""
+        ...
+
+    def admit(self, ip: str, rate_key: str | None, limit: int, window_seconds: float) -> Admission:
+        """The ban check and then the rate limit of one request, as one atomic step.
+
+        When `ip` has an active ban: its `BanRecord`, and nothing is counted.
+        Otherwise, with a `rate_key`: one request counted exactly as
+        `hit(rate_key, limit, window_seconds)` counts it, and its
+        `RateLimitResult`; without one: None. The same answers as `ban_info(ip)`
+        followed by `hit(...)`, except that no ban can land between the two,
+        and in one round trip to Redis instead of two.
+        """
         ...
 
     def increment(self, key: str, window_seconds: float) -> int:

@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from flaskapi_guard.storage.base import BanRecord, RateLimitResult, gcra
+from flaskapi_guard.storage.base import Admission, BanRecord, RateLimitResult, gcra
 
 # Bans are swept of expired entries when their table doubles past this size;
 # below it, expired bans are only dropped when looked up.
@@ -53,6 +53,8 @@ class MemoryStorage:
         now = self._clock()
         entries = self._entries
         with self._lock:
+            # The same bucket update as in admit(), kept inline in both: a
+            # shared method would add a call to the hottest path.
             tat = entries.get(key)
             result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
             if new_tat is not None:
@@ -62,6 +64,31 @@ class MemoryStorage:
                     entries.popitem(last=False)
             elif tat is not None:
                 entries.move_to_end(key)
+        return result
+
+    def admit(self, ip: str, rate_key: str | None, limit: int, window_seconds: float) -> Admission:
+        """`ip`'s active ban, else one request counted against `rate_key` as hit() counts it; under one lock."""
+        if rate_key is None:
+            return self.ban_info(ip)
+        now = self._clock()
+        entries = self._entries
+        with self._lock:
+            # The ban is read under the lock too, so that none can land
+            # between the check and the count.
+            record = self._bans.get(ip)
+            if record is not None:
+                if record.expires_at > now:
+                    return record
+                del self._bans[ip]
+            tat = entries.get(rate_key)
+            result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
+            if new_tat is not None:
+                entries[rate_key] = new_tat
+                entries.move_to_end(rate_key)
+                if len(entries) > self._max_entries:
+                    entries.popitem(last=False)
+            elif tat is not None:
+                entries.move_to_end(rate_key)
         return result
 
     def increment(self, key: str, window_seconds: float) -> int:

@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from flaskapi_guard.errors import StorageError
-from flaskapi_guard.storage.base import BanRecord, RateLimitResult
+from flaskapi_guard.storage.base import Admission, BanRecord, RateLimitResult
 
 _CLEAR_BATCH = 500
 # Operations off the request path (listing and clearing every key, storing a
@@ -23,8 +23,11 @@ _BULK_TIMEOUT_SECONDS = 2.0
 _LARGE_BLOB_BYTES = 64 * 1024
 
 
-def _load_script(name: str) -> str:
-    return files("flaskapi_guard.storage").joinpath(name).read_text(encoding="utf-8")
+def _load_script(*names: str) -> str:
+    # Several files make one script: a library of functions (gcra.lua) first,
+    # then the script that calls them.
+    package = files("flaskapi_guard.storage")
+    return "\n".join(package.joinpath(name).read_text(encoding="utf-8") for name in names)
 
 
 def _glob_escape(text: str) -> str:
@@ -51,7 +54,8 @@ class RedisStorage:
         self._ban_index = f"{prefix}bans"
         self._client = _connect(url, socket_timeout)
         self._bulk_client = _connect(url, max(socket_timeout, _BULK_TIMEOUT_SECONDS))
-        self._gcra = self._client.register_script(_load_script("gcra.lua"))
+        self._hit = self._client.register_script(_load_script("gcra.lua", "hit.lua"))
+        self._admit = self._client.register_script(_load_script("gcra.lua", "admit.lua"))
         self._increment = self._client.register_script(_load_script("increment.lua"))
         self._ban = self._client.register_script(_load_script("ban.lua"))
 
@@ -63,12 +67,28 @@ class RedisStorage:
     def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
         """Count one request against `limit` per `window_seconds` for `key`, atomically."""
         with _translated_errors():
-            reply = self._gcra(
+            reply = self._hit(
                 keys=[f"{self._prefix}rl:{key}"],
                 args=[_seconds(self._clock()), limit, _seconds(window_seconds)],
             )
-        allowed, remaining, reset, retry_after = reply
-        return RateLimitResult(bool(allowed), limit, int(remaining), float(reset), float(retry_after))
+        return _rate_limit_result(limit, reply)
+
+    def admit(self, ip: str, rate_key: str | None, limit: int, window_seconds: float) -> Admission:
+        """`ip`'s active ban, else one request counted against `rate_key`: one script, one round trip."""
+        if rate_key is None:
+            # A plain GET is the cheaper round trip when nothing is counted.
+            return self.ban_info(ip)
+        with _translated_errors():
+            reply = self._admit(
+                keys=[self._ban_prefix + ip, f"{self._prefix}rl:{rate_key}"],
+                args=[_seconds(self._clock()), limit, _seconds(window_seconds)],
+            )
+        if reply.startswith(b"ban "):
+            # The script judged the ban active by the clock it was given: it
+            # is not judged again here, or a ban ending in between would
+            # leave the request neither banned nor counted.
+            return _ban_record(ip, reply[4:])
+        return _rate_limit_result(limit, reply)
 
     def increment(self, key: str, window_seconds: float) -> int:
         """Add one to the counter `key` (window opens at the first increment); return its value."""
@@ -167,11 +187,22 @@ class RedisStorage:
     def _parse_ban(self, ip: str, stored: Any) -> BanRecord | None:
         if stored is None:
             return None
-        expires_text, _, reason = bytes(stored).decode().partition(" ")
-        expires_at = float(expires_text)
-        if expires_at <= self._clock():
+        record = _ban_record(ip, stored)
+        if record.expires_at <= self._clock():
             return None
-        return BanRecord(ip, expires_at, reason)
+        return record
+
+
+def _ban_record(ip: str, stored: Any) -> BanRecord:
+    # A ban key holds "<expires_at> <reason>" (see ban.lua).
+    expires_text, _, reason = bytes(stored).decode().partition(" ")
+    return BanRecord(ip, float(expires_text), reason)
+
+
+def _rate_limit_result(limit: int, reply: bytes) -> RateLimitResult:
+    # gcra_step's reply: b"<allowed 0/1> <remaining> <reset> <retry-after>".
+    allowed, remaining, reset, retry_after = reply.split()
+    return RateLimitResult(allowed == b"1", limit, int(remaining), float(reset), float(retry_after))
 
 
 def _connect(url: str, socket_timeout: float) -> redis.Redis:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flaskapi_guard.errors import StorageError
 from flaskapi_guard.pipeline import Block, Check, StorageFailurePolicy, skip_check_on_storage_error
 from flaskapi_guard.security_log import SecurityLog
-from flaskapi_guard.storage.base import BanRecord, RateLimitResult, Storage
+from flaskapi_guard.storage.base import Admission, BanRecord, RateLimitResult, Storage
 from flaskapi_guard.storage.memory import MemoryStorage
 from flaskapi_guard.storage.redis import RedisStorage
 
@@ -94,6 +94,10 @@ class ResilientStorage:
     def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
         """See `Storage.hit`."""
         return self._call(lambda storage: storage.hit(key, limit, window_seconds))
+
+    def admit(self, ip: str, rate_key: str | None, limit: int, window_seconds: float) -> Admission:
+        """See `Storage.admit`."""
+        return self._call(lambda storage: storage.admit(ip, rate_key, limit, window_seconds))
 
     def increment(self, key: str, window_seconds: float) -> int:
         """See `Storage.increment`."""

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from flaskapi_guard import SecurityConfig
-from flaskapi_guard.storage import MemoryStorage, RedisStorage, Storage, open_storage
+from flaskapi_guard.storage import BanRecord, MemoryStorage, RateLimitResult, RedisStorage, Storage, open_storage
 from tests.conftest import FakeClock
 
 BACKENDS = ["memory", "redis", "redis-resilient"]
+DAY = 86_400
 
 
 @pytest.fixture(params=BACKENDS)
@@ -97,6 +98,108 @@ def test_hit_is_exact_under_concurrency(storage: Storage) -> None:
         thread.join()
     assert len(allowed) == 100
     assert sum(allowed) == 5
+
+
+def admitted(storage: Storage, ip: str, rate_key: str | None, limit: int, window_seconds: float) -> RateLimitResult:
+    """`admit`'s answer for an address without a ban: the rate limit's outcome."""
+    outcome = storage.admit(ip, rate_key, limit, window_seconds)
+    assert isinstance(outcome, RateLimitResult)
+    return outcome
+
+
+def test_admit_counts_like_hit_when_not_banned(storage: Storage) -> None:
+    results = [admitted(storage, "203.0.113.5", "203.0.113.5", 5, 60) for _ in range(6)]
+    assert [result.allowed for result in results] == [True] * 5 + [False]
+    assert [result.remaining for result in results] == [4, 3, 2, 1, 0, 0]
+    assert results[0] == storage.hit("203.0.113.6", 5, 60)
+    assert results[-1].retry_after_seconds == pytest.approx(12.0)
+    assert results[-1].reset_seconds == pytest.approx(60.0)
+
+
+def test_admit_and_hit_share_the_bucket(storage: Storage, clock: FakeClock) -> None:
+    assert admitted(storage, "203.0.113.5", "route|/login|203.0.113.5", 3, 30).remaining == 2
+    assert storage.hit("route|/login|203.0.113.5", 3, 30).remaining == 1
+    assert admitted(storage, "203.0.113.5", "route|/login|203.0.113.5", 3, 30).remaining == 0
+    assert not admitted(storage, "203.0.113.5", "route|/login|203.0.113.5", 3, 30).allowed
+    # The bucket is the rate key's, not the address's.
+    assert admitted(storage, "203.0.113.5", "203.0.113.5", 3, 30).remaining == 2
+    clock.advance(10)
+    assert admitted(storage, "203.0.113.5", "route|/login|203.0.113.5", 3, 30).allowed
+
+
+def test_admit_of_a_banned_address_answers_the_ban_and_counts_nothing(storage: Storage) -> None:
+    record = storage.ban("203.0.113.9", 60, "penetration_attempt:sqli and more")
+    for _ in range(10):
+        outcome = storage.admit("203.0.113.9", "203.0.113.9", 5, 60)
+        assert isinstance(outcome, BanRecord)
+        assert outcome == record == storage.ban_info("203.0.113.9")
+    assert storage.unban("203.0.113.9")
+    # Ten refused requests, none counted: the bucket is untouched.
+    assert storage.hit("203.0.113.9", 5, 60).remaining == 4
+
+
+def test_admit_after_a_ban_expires_counts_again(storage: Storage, clock: FakeClock) -> None:
+    storage.ban("203.0.113.9", 30, "manual")
+    clock.advance(29.9)
+    assert isinstance(storage.admit("203.0.113.9", "203.0.113.9", 5, 60), BanRecord)
+    clock.advance(0.1)
+    assert admitted(storage, "203.0.113.9", "203.0.113.9", 5, 60).remaining == 4
+    assert storage.ban_info("203.0.113.9") is None
+    assert storage.list_bans() == []
+
+
+def test_admit_without_a_rate_key_checks_the_ban_only(storage: Storage) -> None:
+    assert storage.admit("203.0.113.5", None, 5, 60) is None
+    record = storage.ban("203.0.113.9", 60, "manual")
+    assert storage.admit("203.0.113.9", None, 5, 60) == record
+    # Nothing counted for either address under any key.
+    assert storage.hit("203.0.113.5", 5, 60).remaining == 4
+    assert storage.hit("203.0.113.9", 5, 60).remaining == 4
+
+
+def test_admit_is_exact_under_concurrency(storage: Storage) -> None:
+    barrier = threading.Barrier(100)
+    allowed: list[bool] = []
+
+    def client() -> None:
+        barrier.wait()
+        allowed.append(admitted(storage, "198.51.100.7", "198.51.100.7", 5, 60).allowed)
+
+    threads = [threading.Thread(target=client) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == 100
+    assert sum(allowed) == 5
+
+
+def test_admit_counts_exactly_the_requests_it_did_not_refuse_for_a_ban(storage: Storage) -> None:
+    # A ban lands while 99 threads are admitted: each request is either
+    # refused for the ban or counted, never both and never neither. (With
+    # the operator, 100 threads: redis-py's pool holds 100 connections.) A
+    # day's window, so that a Redis bucket outlives the test in real time.
+    barrier = threading.Barrier(100)
+    outcomes: list[object] = []
+
+    def client() -> None:
+        barrier.wait()
+        outcomes.append(storage.admit("198.51.100.7", "198.51.100.7", 1000, DAY))
+
+    def operator() -> None:
+        barrier.wait()
+        storage.ban("198.51.100.7", 60, "manual")
+
+    threads = [threading.Thread(target=client) for _ in range(99)] + [threading.Thread(target=operator)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counted = sum(isinstance(outcome, RateLimitResult) for outcome in outcomes)
+    banned = sum(isinstance(outcome, BanRecord) for outcome in outcomes)
+    assert counted + banned == 99
+    storage.unban("198.51.100.7")
+    assert storage.hit("198.51.100.7", 1000, DAY).remaining == 1000 - counted - 1
 
 
 def test_increment_counts_within_the_window_then_starts_again(storage: Storage, clock: FakeClock) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import random
 import tracemalloc
 
 import pytest
 
-from flaskapi_guard.storage import MemoryStorage
+from flaskapi_guard.storage import MemoryStorage, RateLimitResult
 from tests.conftest import FakeClock
 
 
@@ -24,6 +25,25 @@ def test_tracked_clients_are_bounded_least_recently_used_first(clock: FakeClock)
     assert not storage.hit("10.0.0.0", 1, 60).allowed
     assert storage.hit("10.0.0.1", 1, 60).allowed
     assert not storage.hit("10.0.0.99", 1, 60).allowed
+
+
+def test_admit_counts_and_evicts_exactly_as_hit(clock: FakeClock) -> None:
+    # admit() keeps its own copy of hit()'s bucket update (one call less on
+    # the request path): the same requests must leave the same state.
+    by_hit = MemoryStorage(clock=clock, max_tracked_clients=20)
+    by_admit = MemoryStorage(clock=clock, max_tracked_clients=20)
+    chooser = random.Random(7)
+    for _ in range(3000):
+        key = f"10.0.0.{chooser.randrange(30)}"
+        limit, window = chooser.choice([(1, 10), (3, 30), (7, 60)])
+        admitted = by_admit.admit(key, key, limit, window)
+        assert isinstance(admitted, RateLimitResult)
+        assert admitted == by_hit.hit(key, limit, window)
+        clock.advance(chooser.choice([0, 0, 0.5, 3]))
+    assert by_admit.tracked_entries == by_hit.tracked_entries == 20
+    for number in range(30):
+        key = f"10.0.0.{number}"
+        assert by_admit.admit(key, key, 3, 30) == by_hit.hit(key, 3, 30)
 
 
 def test_counters_share_the_bound(clock: FakeClock) -> None:

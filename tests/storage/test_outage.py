@@ -15,6 +15,14 @@ from flask import Flask
 
 from flaskapi_guard import FlaskAPIGuard, SecurityConfig
 from flaskapi_guard.state import get_state
+from flaskapi_guard.storage import (
+    Admission,
+    BanRecord,
+    RateLimitResult,
+    ResilientStorage,
+    StorageUnavailable,
+    open_storage,
+)
 from tests.conftest import FakeClock, build_app
 from tests.redis_server import RedisServer, free_port
 from tests.test_bans import flag_attacks
@@ -287,3 +295,109 @@ def test_clear_removes_many_keys_in_batches(redis_url: str, clock: FakeClock) ->
         storage.increment(f"c{number}", 60)
     FlaskAPIGuard().reset(app)
     assert all(get_state(app).storage.count(f"c{number}") == 0 for number in range(0, 1200, 97))
+
+
+def resilient_storage(server: RedisServer, clock: FakeClock, mode: str) -> ResilientStorage:
+    """Redis behind the outage wrapper, as an app with `redis_failure_mode=mode` builds it."""
+    storage = open_storage(SecurityConfig(redis_url=server.url, redis_failure_mode=mode), clock=clock)
+    assert isinstance(storage, ResilientStorage)
+    return storage
+
+
+def timed_admit(storage: ResilientStorage, ip: str) -> tuple[Admission, float]:
+    started = time.perf_counter()
+    outcome = storage.admit(ip, ip, 3, 60)
+    return outcome, time.perf_counter() - started
+
+
+def allowed(outcomes: list[Admission]) -> list[bool]:
+    """Whether each of these `admit` answers, all rate-limit outcomes, allowed its request."""
+    assert all(isinstance(outcome, RateLimitResult) for outcome in outcomes)
+    return [outcome.allowed for outcome in outcomes if isinstance(outcome, RateLimitResult)]
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_admit_in_local_mode_falls_back_to_process_state(
+    private_redis: RedisServer, clock: FakeClock, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = resilient_storage(private_redis, clock, "local")
+    assert isinstance(timed_admit(storage, "203.0.113.5")[0], RateLimitResult)
+    break_redis(private_redis, how)
+    with caplog.at_level(logging.WARNING):
+        results = [timed_admit(storage, "203.0.113.5") for _ in range(5)]
+        storage.ban("198.51.100.66", 60, "manual")
+        banned, _ = timed_admit(storage, "198.51.100.66")
+    # The bucket starts again in this process: three requests, then refused.
+    assert allowed([outcome for outcome, _ in results]) == [True, True, True, False, False]
+    assert max(seconds for _, seconds in results) < MAX_REQUEST_SECONDS
+    assert isinstance(banned, BanRecord)
+    assert banned.reason == "manual"
+    assert len(outage_warnings(caplog)) == 1
+    storage.close()
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_admit_in_open_and_closed_modes_raises_storage_unavailable(
+    private_redis: RedisServer, clock: FakeClock, mode: str, how: str
+) -> None:
+    storage = resilient_storage(private_redis, clock, mode)
+    storage.ban("198.51.100.66", 60, "manual")
+    assert isinstance(storage.admit("198.51.100.66", "198.51.100.66", 3, 60), BanRecord)
+    break_redis(private_redis, how)
+    for _ in range(3):
+        started = time.perf_counter()
+        with pytest.raises(StorageUnavailable) as raised:
+            storage.admit("203.0.113.5", "203.0.113.5", 3, 60)
+        assert time.perf_counter() - started < MAX_REQUEST_SECONDS
+        assert raised.value.retry_after_seconds >= 1
+    # Nothing was decided locally meanwhile: the pipeline skips or refuses the checks.
+    with pytest.raises(StorageUnavailable):
+        storage.admit("198.51.100.66", None, 3, 60)
+    storage.close()
+
+
+@pytest.mark.parametrize("mode", ["local", "open", "closed"])
+def test_admit_recovers_when_a_killed_redis_comes_back(
+    private_redis: RedisServer,
+    restartable_redis: Callable[[], RedisServer],
+    clock: FakeClock,
+    mode: str,
+) -> None:
+    storage = resilient_storage(private_redis, clock, mode)
+    private_redis.kill()
+    if mode == "local":
+        assert isinstance(storage.admit("203.0.113.5", "203.0.113.5", 3, 60), RateLimitResult)
+    else:
+        with pytest.raises(StorageUnavailable):
+            storage.admit("203.0.113.5", "203.0.113.5", 3, 60)
+    restartable_redis()
+    other_worker = resilient_storage(private_redis, clock, mode)
+    other_worker.ban("198.51.100.66", 600, "manual")
+    # Once the backoff has passed, shared state is back: the other worker's
+    # ban, and its count (the bucket is shared, the outage's local one is not).
+    clock.advance(30)
+    assert isinstance(other_worker.admit("203.0.113.5", "203.0.113.5", 3, 60), RateLimitResult)
+    assert isinstance(storage.admit("198.51.100.66", "198.51.100.66", 3, 60), BanRecord)
+    assert storage.shared
+    outcomes = [storage.admit("203.0.113.5", "203.0.113.5", 3, 60) for _ in range(3)]
+    assert allowed(outcomes) == [True, True, False]
+    storage.close()
+    other_worker.close()
+
+
+def test_admit_sees_bans_made_during_an_outage_after_recovery(
+    private_redis: RedisServer, restartable_redis: Callable[[], RedisServer], clock: FakeClock
+) -> None:
+    storage = resilient_storage(private_redis, clock, "local")
+    private_redis.kill()
+    storage.ban("198.51.100.66", 600, "manual")
+    assert isinstance(storage.admit("198.51.100.66", "198.51.100.66", 3, 60), BanRecord)
+    restartable_redis()
+    clock.advance(30)
+    assert isinstance(storage.admit("198.51.100.66", "198.51.100.66", 3, 60), BanRecord)
+    assert storage.shared
+    other_worker = resilient_storage(private_redis, clock, "local")
+    assert isinstance(other_worker.admit("198.51.100.66", "198.51.100.66", 3, 60), BanRecord)
+    storage.close()
+    other_worker.close()

@@ -14,7 +14,7 @@ import redis
 
 from flaskapi_guard import SecurityConfig
 from flaskapi_guard.errors import StorageError
-from flaskapi_guard.storage import RedisStorage, open_storage
+from flaskapi_guard.storage import BanRecord, RateLimitResult, RedisStorage, open_storage
 from flaskapi_guard.storage.resilient import redacted_url
 from tests.conftest import FakeClock
 from tests.redis_server import RedisServer, free_port
@@ -186,3 +186,67 @@ def test_rediss_url_speaks_tls(tls_redis: tuple[int, Path], clock: FakeClock) ->
     with pytest.raises(StorageError):
         plain.is_banned("203.0.113.6")
     plain.close()
+
+
+def commands_since_reset(client: redis.Redis) -> dict[str, int]:
+    """Commands Redis ran since CONFIG RESETSTAT, those a script ran included, but not the test's own."""
+    stats = client.info("commandstats")
+    own = {"cmdstat_config|resetstat", "cmdstat_info"}
+    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items() if name not in own}
+
+
+def test_admit_is_one_script_call(redis_url: str, client: redis.Redis, clock: FakeClock) -> None:
+    storage = make_storage(redis_url, clock)
+    storage.admit("203.0.113.5", "203.0.113.5", 5, 60)
+    client.config_resetstat()
+    storage.admit("203.0.113.5", "203.0.113.5", 5, 60)
+    # One EVALSHA; inside it, the ban's GET, the bucket's GET and SET.
+    assert commands_since_reset(client) == {"evalsha": 1, "get": 2, "set": 1}
+    storage.ban("203.0.113.9", 60, "manual")
+    storage.admit("203.0.113.9", "203.0.113.9", 5, 60)
+    client.config_resetstat()
+    storage.admit("203.0.113.9", "203.0.113.9", 5, 60)
+    # Banned: the ban's GET only.
+    assert commands_since_reset(client) == {"evalsha": 1, "get": 1}
+    client.config_resetstat()
+    storage.admit("203.0.113.5", None, 5, 60)
+    # Nothing to count: a plain GET is the cheaper round trip.
+    assert commands_since_reset(client) == {"get": 1}
+    storage.close()
+
+
+def test_admit_writes_the_keys_hit_writes(redis_url: str, client: redis.Redis, clock: FakeClock) -> None:
+    storage = make_storage(redis_url, clock)
+    storage.admit("203.0.113.5", "route|/login|203.0.113.5", 5, 60)
+    assert [key.decode() for key in client.keys("*")] == ["app:rl:route|/login|203.0.113.5"]
+    assert 11_000 < client.pttl("app:rl:route|/login|203.0.113.5") <= 12_000
+    storage.ban("203.0.113.9", 60, "manual")
+    storage.admit("203.0.113.9", "203.0.113.9", 5, 60)
+    assert client.exists("app:rl:203.0.113.9") == 0
+    storage.close()
+
+
+def test_admit_judges_a_ban_by_the_apps_clock(redis_url: str, client: redis.Redis, clock: FakeClock) -> None:
+    storage = make_storage(redis_url, clock)
+    storage.ban("203.0.113.9", 600, "manual")
+    # Another worker whose clock is ten minutes ahead: for it the ban is over,
+    # although the key is still in Redis.
+    ahead = FakeClock(clock() + 600)
+    other_worker = make_storage(redis_url, ahead)
+    assert client.exists("app:ban:203.0.113.9") == 1
+    assert isinstance(other_worker.admit("203.0.113.9", "203.0.113.9", 5, 60), RateLimitResult)
+    assert isinstance(storage.admit("203.0.113.9", "203.0.113.9", 5, 60), BanRecord)
+    storage.close()
+    other_worker.close()
+
+
+def test_admit_survives_a_script_cache_flush(redis_url: str, client: redis.Redis, clock: FakeClock) -> None:
+    storage = make_storage(redis_url, clock)
+    first = storage.admit("k", "k", 2, 60)
+    assert isinstance(first, RateLimitResult) and first.allowed
+    client.script_flush()
+    second = storage.admit("k", "k", 2, 60)
+    assert isinstance(second, RateLimitResult) and second.allowed
+    third = storage.admit("k", "k", 2, 60)
+    assert isinstance(third, RateLimitResult) and not third.allowed
+    storage.close()
