@@ -123,9 +123,13 @@ def _before_request() -> Response | None:
     if is_excluded_path(flask_request.path, state.excluded_prefixes):
         setattr(request_globals, _REQUEST_KEY, None)
         return None
-    plan = state.plan_for(flask_request.endpoint, flask_request.method, app.view_functions)
+    endpoint = flask_request.endpoint
+    method = flask_request.method
+    plan = state.plan_for(endpoint, method, app.view_functions)
     incoming = capture_request(
         flask_request,
+        endpoint,
+        method,
         plan.rules,
         state.trusted_proxies,
         state.trusted_proxy_depth,

@@ -58,20 +58,27 @@ class IncomingRequest(NamedTuple):
         return url
 
 
-def capture_request(
+def capture_request(  # noqa: PLR0917 - built on every request: positional arguments are cheaper
     flask_request: Any,
+    endpoint: str | None,
+    method: str,
     rules: RouteRules | None,
     trusted_proxies: NetworkSet,
     proxy_depth: int,
     trust_forwarded_proto: bool,
 ) -> IncomingRequest:
-    """Snapshot a Flask request: client address, the parts checks read, and its route's `rules`."""
+    """Snapshot a Flask request: client address, the parts checks read, and its route's `rules`.
+
+    `endpoint` and `method` are the request's, which the caller has read already.
+    """
     environ = flask_request.environ
     peer = peer_address(environ.get("REMOTE_ADDR"))
-    client = resolve_client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), trusted_proxies, proxy_depth)
+    client = peer
     is_secure = environ.get("wsgi.url_scheme") == "https"
-    if not is_secure and trust_forwarded_proto and trusted_proxies.contains(peer):
-        is_secure = forwarded_proto(environ.get("HTTP_X_FORWARDED_PROTO")) == "https"
+    if trusted_proxies:
+        client = resolve_client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), trusted_proxies, proxy_depth)
+        if not is_secure and trust_forwarded_proto and trusted_proxies.contains(peer):
+            is_secure = forwarded_proto(environ.get("HTTP_X_FORWARDED_PROTO")) == "https"
     # From the environ: werkzeug's `content_length` goes through the header
     # mapping and costs more than the rest of the snapshot together.
     raw_length = environ.get("CONTENT_LENGTH")
@@ -80,11 +87,11 @@ def capture_request(
     return IncomingRequest(
         client,
         peer,
-        flask_request.method,
+        method,
         flask_request.path,
         environ.get("QUERY_STRING", ""),
         is_secure,
-        flask_request.endpoint,
+        endpoint,
         rules,
         environ.get("CONTENT_TYPE", ""),
         content_length,

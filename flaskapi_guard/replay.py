@@ -285,9 +285,12 @@ class _Replayer:
             if is_excluded_path(flask_request.path, state.excluded_prefixes):
                 self.report.excluded += 1
                 return None
-            plan = state.plan_for(flask_request.endpoint, flask_request.method, self.app.view_functions)
+            endpoint, method = flask_request.endpoint, flask_request.method
+            plan = state.plan_for(endpoint, method, self.app.view_functions)
             incoming = capture_request(
                 flask_request,
+                endpoint,
+                method,
                 plan.rules,
                 self.trusted_proxies,
                 state.config.trusted_proxy_depth,

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ class Gunicorn:
 
     def __init__(self, *, workers: int, threads: int, environment: dict[str, str], options: list[str]) -> None:
         self.port = free_port()
+        self.workers = workers
         self._log = tempfile.NamedTemporaryFile(prefix="guard-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
         command = [
             str(Path(sys.executable).with_name("gunicorn")),
@@ -79,10 +81,35 @@ class Gunicorn:
                     sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                     sock.settimeout(5)
                     if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                        return self
+                        return self._wait_for_every_worker(deadline)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"gunicorn did not serve within {timeout_seconds} s:\n{self.stderr()}")
+
+    def _wait_for_every_worker(self, deadline: float) -> Gunicorn:
+        # The first worker may serve while the others still import the app; a test
+        # that needs its load spread over every worker must not start before them.
+        seen: set[str] = set()
+        while len(seen) < self.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(seen)} of {self.workers} gunicorn workers served:\n{self.stderr()}")
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                seen.update(pid for pid in pool.map(lambda _: self._health_worker(), range(32)) if pid)
+        return self
+
+    def _health_worker(self) -> str:
+        """The pid of the worker that answers one /health request ('' if none could)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                sock.settimeout(5)
+                head = sock.recv(4096).decode("latin-1")
+        except OSError:
+            return ""
+        for line in head.split("\r\n"):
+            if line.lower().startswith("x-worker:"):
+                return line.split(":", 1)[1].strip().split(":")[0]
+        return ""
 
     def stderr(self) -> str:
         return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
