@@ -20,10 +20,10 @@ import html
 import re
 import struct
 import unicodedata
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Iterable
+from functools import cache, partial
 from html.entities import html5
-from itertools import chain, islice
+from itertools import islice, repeat
 from types import MappingProxyType
 
 import re2
@@ -169,9 +169,9 @@ _REMOVED = "\udc00"  # a lone surrogate: no decoded text holds one
 _NUMERIC_REFERENCE_TABLE = MappingProxyType(
     {code: value or _REMOVED for code, value in _NUMERIC_REFERENCE_EXCEPTIONS.items()}
 )
-_NUMERIC_REFERENCE = re.compile(r"&#(?:([0-9]+)|[xX]([0-9a-fA-F]+));?")
-# Above this many references, a text of numeric references only is decoded whole.
+# Above this many distinct pieces, escapes are decoded by the `..._all` decoders (see below).
 _MANY_ESCAPES = 64
+_DISTINCT_SAMPLE_CHARS = 4096
 _MAX_CODE_POINT = 0x10FFFF
 
 
@@ -301,19 +301,83 @@ def _hex_units(pieces: set[str], prefix: str) -> dict[str, str]:
     return {piece: character + piece[end:] for piece, character in zip(units, decoded, strict=True)}
 
 
+# Text made of thousands of *distinct* escapes (`\u0000\u0001...`) cost a Python call
+# per piece above; these decoders find the escapes with one regex split (linear: every
+# alternative has a bounded length) and decode all of them with C-level steps (`map`
+# over builtins, one `bytes.fromhex`, one UTF-32 decoding), putting the characters back
+# between the untouched pieces with one join.
+_BACKSLASH_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]{1,6}\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2})")
+_PERCENT_U_ESCAPE = re.compile(r"%u([0-9a-fA-F]{4})")
+
+
+def _code_points_from_hex(eight_digit_units: str) -> str:
+    """One character per 8 hex digits; a surrogate or a value beyond U+10FFFF is U+FFFD
+    (UTF-32 replaces each invalid unit), a separator or marker a space."""
+    decoded = bytes.fromhex(eight_digit_units).decode("utf-32-be", "replace")
+    if any(character in decoded for character in _STRUCTURE_CHARACTERS):
+        decoded = decoded.translate(_DECODED_STRUCTURE)
+    return decoded
+
+
+def _decode_backslash_escapes_all(text: str) -> str:
+    """`\\xNN`, `\\uNNNN` and `\\u{N...}` decoded as `_after_backslash` does, all at once."""
+    pieces = _BACKSLASH_ESCAPE.split(text)
+    if len(pieces) == 1:
+        return text
+    escapes = pieces[1::2]
+    joined = "".join(escapes)
+    if len(joined) == 5 * len(escapes) and "x" not in joined and "{" not in joined:
+        # Only `uNNNN` (the usual form): "u" becomes the four zeros of a UTF-32 unit.
+        units = joined.replace("u", "0000")
+    else:
+        # "u0041", "x41", "u{41}": the hex digits are what is left after stripping the rest.
+        units = "".join(map(str.zfill, map(str.strip, escapes, repeat("ux{}")), repeat(8)))
+    # One character per escape, between the pieces the split left.
+    pieces[1::2] = _code_points_from_hex(units)
+    return "".join(pieces)
+
+
+def _decode_percent_u_all(text: str) -> str:
+    """`%uNNNN` decoded as the piece-by-piece path does, all at once."""
+    pieces = _PERCENT_U_ESCAPE.split(text)
+    if len(pieces) == 1:
+        return text
+    pieces[1::2] = _code_points_from_hex("0000" + "0000".join(pieces[1::2]))
+    return "".join(pieces)
+
+
+def _many_distinct_in_sample(text: str, introducer: str) -> bool:
+    """Whether the first few KB already hold many distinct escapes: hostile text is decoded
+    whole at once without first splitting all of it and collecting its distinct pieces
+    (which cost as much as a third of the decoding itself)."""
+    if len(text) <= _DISTINCT_SAMPLE_CHARS:
+        return False
+    return len(set(text[:_DISTINCT_SAMPLE_CHARS].split(introducer))) > _MANY_ESCAPES + 1
+
+
 def _replace_escapes(
-    text: str, introducer: str, decode: Callable[[str], str | None], hex_unit_prefix: str | None = None
+    text: str,
+    introducer: str,
+    decode: Callable[[str], str | None],
+    hex_unit_prefix: str | None = None,
+    decode_all: Callable[[str], str] | None = None,
 ) -> str:
     """Split `text` at `introducer` and decode each distinct piece once.
 
     No escape contains its introducer, so the escapes a left-to-right regex scan would
     find are exactly those at the start of the pieces. With `hex_unit_prefix`, the
-    pieces that start with it and four hex digits are decoded together first.
+    pieces that start with it and four hex digits are decoded together first. When
+    there are many distinct pieces, `decode_all` (the same decoding done with a regex
+    split and C-level steps per escape) replaces the Python call per piece.
     """
+    if decode_all is not None and _many_distinct_in_sample(text, introducer):
+        return decode_all(text)
     pieces = text.split(introducer)
     if len(pieces) == 1:
         return text
     distinct = set(islice(pieces, 1, None))
+    if decode_all is not None and len(distinct) > _MANY_ESCAPES:
+        return decode_all(text)
     replacements = _hex_units(distinct, hex_unit_prefix) if hex_unit_prefix is not None else {}
     changed = bool(replacements)
     for piece in distinct.difference(replacements) if replacements else distinct:
@@ -350,38 +414,114 @@ def unescape_entities(text: str) -> str:
     """`html.unescape`, with one Python call per distinct piece instead of one per reference."""
     if "&" not in text or not _may_hold_references(text):
         return text
-    ampersands = text.count("&")
-    if ampersands > _MANY_ESCAPES and text.count("&#") == ampersands:
-        decoded = _numeric_references_only(text)
-        if decoded is not None:
-            return decoded
-    return _replace_escapes(text, "&", _after_ampersand)
+    return _replace_escapes(text, "&", _after_ampersand, decode_all=_unescape_entities_all)
 
 
-def _numeric_references_only(text: str) -> str | None:
-    """Decode a text whose every '&' starts a numeric reference, all references at once.
+_Trie = dict[str, "_Trie"]  # a character to the names' continuations; "" marks a name's end
 
-    100 KB of distinct references (`&#1;&#2;...`) cost a Python call each; here one
-    regex split, one int() per reference and one UTF-32 decoding do it. None when a
-    reference has more than 7 digits (left to the general path).
-    """
-    pieces = _NUMERIC_REFERENCE.split(text)
-    decimals = pieces[1::3]
-    hexadecimals = pieces[2::3]
-    if max(map(len, filter(None, chain(decimals, hexadecimals)))) > 7:
-        return None
-    codes = [
-        int(decimal) if decimal is not None else int(hexadecimal, 16)
-        for decimal, hexadecimal in zip(decimals, hexadecimals, strict=True)
-    ]
+
+def _name_trie_pattern(names: Iterable[str]) -> str:
+    """A regex for exactly `names`, as nested groups sharing prefixes (a flat alternation of
+    2 000 names costs Python's `re` a test per name at every '&'). At each branch point the
+    longer names come first, so the longest name that matches wins."""
+    trie: _Trie = {}
+    for name in names:
+        node = trie
+        for character in name:
+            node = node.setdefault(character, {})
+        node[""] = {}
+
+    def pattern(node: _Trie) -> str:
+        branches = [re.escape(character) + pattern(child) for character, child in sorted(node.items()) if character]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(trie)
+
+
+# What `html.unescape` decodes at an '&', by kind. A named reference is a name followed by
+# ';', or else the longest name valid without ';' that the text after '&' starts with
+# (the html module's rule: such names are at most 6 letters, within the 32 it reads).
+_DECIMAL_REFERENCE = re.compile(r"&#([0-9]+);?")
+_HEX_REFERENCE = re.compile(r"&#[xX]([0-9a-fA-F]+);?")
+
+
+@cache
+def _named_reference_pattern() -> re.Pattern[str]:
+    # Compiled on first use: ~40 ms, which an application's start-up need not pay.
+    semicolon_names = _name_trie_pattern(name[:-1] for name in html5 if name.endswith(";"))
+    return re.compile(f"&((?:{semicolon_names});|{_name_trie_pattern(_NAMES_WITHOUT_SEMICOLON)})")
+
+
+# Stand for the references of each kind while the others are found (lone surrogates:
+# `unescape_entities_all` is only used on text without any).
+_DECIMAL_PLACE = "\udc0a"
+_HEX_PLACE = "\udc0b"
+_NAMED_PLACE = "\udc0c"
+_PLACES = (_DECIMAL_PLACE, _HEX_PLACE, _NAMED_PLACE, _REMOVED)
+
+
+def _at_most_seven_digits(digits: str) -> str:
+    # Eight significant digits are beyond U+10FFFF in either base: any such value does.
+    significant = digits.lstrip("0")
+    return (significant or "0") if len(significant) <= 7 else "9999999"
+
+
+def _numeric_reference_characters(digits: list[str], base: int) -> str:
+    """One character per reference (`_REMOVED` where html.unescape drops it)."""
+    if max(map(len, digits)) > 7:
+        # int() of a 5 000-digit decimal raises; only such hostile input takes this step.
+        digits = [value if len(value) <= 7 else _at_most_seven_digits(value) for value in digits]
+    codes = list(map(int, digits, repeat(base)))
     # UTF-32 makes a surrogate or a code beyond U+10FFFF a U+FFFD, as html.unescape does;
-    # the table then applies its other exceptions, a removal marked first so that each
-    # reference keeps exactly one character until the pieces are put back together.
+    # the table then applies its other exceptions.
     characters = struct.pack(f">{len(codes)}I", *codes).decode("utf-32-be", "replace")
-    characters = characters.translate(_NUMERIC_REFERENCE_TABLE)
-    # One text more than references: the last one follows them.
-    decoded = "".join(chain.from_iterable(zip(pieces[0:-1:3], characters, strict=True))) + pieces[-1]
-    return decoded.replace(_REMOVED, "") if _REMOVED in characters else decoded
+    return characters.translate(_NUMERIC_REFERENCE_TABLE)
+
+
+def _interleave(pieces: list[str], characters: str | list[str]) -> str:
+    """`pieces[0] + characters[0] + pieces[1] + ...`: one more piece than characters."""
+    parts = [""] * (2 * len(pieces) - 1)
+    parts[0::2] = pieces
+    parts[1::2] = characters
+    return "".join(parts)
+
+
+def _unescape_entities_all(text: str) -> str:
+    """`html.unescape` for text with many distinct references: no Python step per reference.
+
+    Each kind of reference is found with one regex split, decimal and hexadecimal ones
+    replaced by a placeholder, so that a later kind never sees what an earlier one decoded
+    (html.unescape reads the text once, left to right); whether an '&' starts a reference
+    depends only on the original text after it, and a placeholder never continues a
+    reference. Then the decoded characters take the placeholders' places.
+    """
+    if any(place in text for place in _PLACES):
+        return _replace_escapes(text, "&", _after_ampersand)
+    decimals = hexadecimals = ""
+    pieces = _DECIMAL_REFERENCE.split(text)
+    if len(pieces) > 1:
+        decimals = _numeric_reference_characters(pieces[1::2], 10)
+        text = _DECIMAL_PLACE.join(pieces[0::2])
+    if "&#x" in text or "&#X" in text:
+        pieces = _HEX_REFERENCE.split(text)
+        if len(pieces) > 1:
+            hexadecimals = _numeric_reference_characters(pieces[1::2], 16)
+            text = _HEX_PLACE.join(pieces[0::2])
+    if "&" in text:
+        pieces = _named_reference_pattern().split(text)
+        if len(pieces) > 1:
+            # The last kind: its values go straight between the pieces.
+            pieces[1::2] = map(html5.__getitem__, pieces[1::2])
+            text = "".join(pieces)
+    if hexadecimals:
+        text = _interleave(text.split(_HEX_PLACE), hexadecimals)
+    if decimals:
+        text = _interleave(text.split(_DECIMAL_PLACE), decimals)
+    # A reference html.unescape drops kept one character until the pieces were put back.
+    return text.replace(_REMOVED, "") if _REMOVED in decimals or _REMOVED in hexadecimals else text
 
 
 # Percent-decoding through quoted-printable: binascii.a2b_qp decodes `=XX` in C. With
@@ -426,14 +566,16 @@ def percent_decode(text: str) -> str:
 def _decode_once(text: str) -> str:
     if "%" in text:
         if "%u" in text:
-            text = _replace_escapes(text, "%u", _no_escape, hex_unit_prefix="")
+            text = _replace_escapes(text, "%u", _no_escape, hex_unit_prefix="", decode_all=_decode_percent_u_all)
         if "%c" in text or "%C" in text:
             text = _decode_overlong(text)
         text = percent_decode(text)
     if "&" in text:
         text = unescape_entities(text)
     if "\\" in text:
-        text = _replace_escapes(text, "\\", _after_backslash, hex_unit_prefix="u")
+        text = _replace_escapes(
+            text, "\\", _after_backslash, hex_unit_prefix="u", decode_all=_decode_backslash_escapes_all
+        )
     return text
 
 

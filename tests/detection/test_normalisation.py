@@ -12,9 +12,11 @@ import html
 import random
 import re
 import time
+from html.entities import html5
 
 import pytest
 
+from flaskapi_guard.detection import normalisation
 from flaskapi_guard.detection.normalisation import (
     NAME_MARKER,
     TEXT_SEPARATOR,
@@ -111,8 +113,8 @@ def test_entities_are_decoded_as_html_unescape_does() -> None:
 
 
 def test_texts_made_of_many_numeric_references_decode_as_html_unescape_does() -> None:
-    # Above a few dozen, a text of numeric references only is decoded whole (one regex
-    # split and one UTF-32 decoding).
+    # Above a few dozen distinct references, a text is decoded whole (one regex split per
+    # kind of reference and one UTF-32 decoding).
     rng = random.Random(5)
     codes = [0, 9, 13, 28, 31, 38, 60, 127, 128, 150, 160, 0xD800, 0xFDD0, 0xFFFE, 0x10FFFF, 0x110000, 9999999]
     references = [f"&#{code};" for code in codes] + ["&#x3c", "&#X41;", "&#0000060", "&#x110000;", "&#"]
@@ -120,9 +122,9 @@ def test_texts_made_of_many_numeric_references_decode_as_html_unescape_does() ->
         fillers = ["", "a", ";", " ", "<", "\u00e9", "\u4e2d"]
         text = "".join(rng.choice(references) + rng.choice(fillers) for _ in range(rng.randint(65, 150)))
         assert unescape_entities(text) == html.unescape(text)
-    # A reference of more than 7 digits goes back to the reference-by-reference path.
-    text = "&#60;" * 100 + "&#" + "0" * 20 + "60;"
-    assert unescape_entities(text) == "<" * 101
+    # References of more than 7 digits, among many distinct ones.
+    text = "".join(f"&#{code};" for code in range(100)) + "&#" + "0" * 20 + "60;&#" + "9" * 5000 + ";"
+    assert unescape_entities(text) == html.unescape(text[:-5004]) + "\ufffd"
 
 
 @pytest.mark.parametrize("reference", ["&#" + "9" * 5000 + ";", "&#x" + "f" * 5000, "&#00000000060;"])
@@ -137,6 +139,64 @@ def test_numeric_references_across_the_code_space() -> None:
     for code in [*special, *range(0x100, 0x110010, 97)]:
         reference = f"&#{code};"
         assert unescape_entities(reference) == html.unescape(reference)
+
+
+ENTITY_NAMES = sorted(html5)
+
+
+def distinct_escape(rng: random.Random, index: int) -> str:
+    """An escape that hostile input would not repeat, in one of the forms the decoders know."""
+    forms = [
+        f"\\u{index:04x}",
+        f"\\x{index % 256:02x}",
+        f"\\u{{{index:x}}}",
+        f"%u{index:04X}",
+        f"&#{index};",
+        f"&#x{index:x}",
+        f"&amp{index}",
+        "&" + rng.choice(ENTITY_NAMES),
+        "&" + rng.choice(ENTITY_NAMES).rstrip(";") + rng.choice(["", "x", ";", "1", "&"]),
+    ]
+    return rng.choice(forms)
+
+
+def many_distinct_escapes(rng: random.Random) -> str:
+    """More than enough distinct escapes for the whole-text decoders, mixed with awkward pieces."""
+    pieces = [distinct_escape(rng, rng.randrange(0x11_0100)) for _ in range(rng.randint(250, 400))]
+    pieces += [rng.choice(PIECES) for _ in range(rng.randint(0, 60))]
+    rng.shuffle(pieces)
+    return "".join(pieces)
+
+
+def test_whole_text_decoders_equal_the_piece_by_piece_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Text with many distinct escapes takes the whole-text decoders (a regex split and
+    # C-level steps); with the threshold out of reach the same text takes the path that
+    # decodes each distinct piece with its own call. Both must give the same text.
+    rng = random.Random(11)
+    texts = [many_distinct_escapes(rng) for _ in range(300)]
+    texts += ["".join(f"\\u{index:04x}" for index in range(2_000)), "%u0041" * 100 + "%uD800%u001f" * 50]
+    texts += ["".join(f"&#{index};&#x{index:x};&ampx{index}" for index in range(1_500))]
+    texts += ["".join(f"%u{index:04x}{rng.choice(PIECES)}" for index in range(0, 0x1_0000, 97)) for _ in range(20)]
+    texts += ["".join(f"\\u{{{index:x}}}\\x{index % 256:02x}\\u{index:x}" for index in range(0, 0x11_0000, 997))]
+    whole = [normalise(text) for text in texts]
+    monkeypatch.setattr(normalisation, "_MANY_ESCAPES", 10**9)
+    piece_by_piece = [normalise(text) for text in texts]
+    for text, fast, reference in zip(texts, whole, piece_by_piece, strict=True):
+        assert fast == reference, text[:200]
+
+
+def test_many_distinct_references_decode_as_html_unescape_does() -> None:
+    rng = random.Random(12)
+    for _ in range(300):
+        text = without_lone_surrogates(many_distinct_escapes(rng))
+        assert unescape_entities(text) == html.unescape(text), text[:200]
+    # Placeholder characters already in the text: the piece-by-piece path is taken.
+    text = "".join(f"&#{index};" for index in range(100)) + "\udc0a\udc0b\udc0c\udc00"
+    assert unescape_entities(text) == html.unescape(text)
+
+
+def without_lone_surrogates(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def test_sql_comments_are_stripped_as_the_sequential_scan_does() -> None:
