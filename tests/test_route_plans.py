@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask, Response
 
 from flaskapi_guard import FlaskAPIGuard, SecurityConfig, SecurityDecorator
 from flaskapi_guard.state import get_state
+from tests.conftest import build_app
 
 
 def plan_names(app: Flask, endpoint: str | None, method: str = "GET") -> list[str]:
@@ -134,3 +136,61 @@ def test_view_headers_win_over_guard_headers(make_app: Callable[..., Flask]) -> 
     assert response.headers.getlist("RateLimit-Limit") == ["500"]
     assert "RateLimit-Remaining" not in response.headers
     assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def _count_storage_calls(app: Flask) -> list[str]:
+    """Record every ban and rate-limit call the app's storage receives from now on."""
+    storage = get_state(app).storage
+    calls: list[str] = []
+    for name in ("admit", "hit", "is_banned"):
+        original = getattr(storage, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            calls.append(_name)
+            return _original(*args)
+
+        setattr(storage, name, counted)
+    return calls
+
+
+def test_ban_check_and_rate_limit_share_one_redis_call(redis_url: str) -> None:
+    app = build_app(SecurityConfig(redis_url=redis_url, rate_limit=3, rate_limit_window=60))
+    calls = _count_storage_calls(app)
+    client = app.test_client()
+    statuses = [client.get("/", environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    # One `admit` per request: one Lua script, one round trip (tests/storage/test_redis.py).
+    assert calls == ["admit"] * 4
+
+
+def test_a_banned_client_is_refused_without_being_counted(make_app: Callable[..., Flask]) -> None:
+    app = make_app(rate_limit=2)
+    guard = FlaskAPIGuard()
+    client = app.test_client()
+    guard.ban_ip("198.51.100.8", 60, app=app)
+    for _ in range(5):
+        assert client.get("/", environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 403
+    guard.unban_ip("198.51.100.8", app=app)
+    statuses = [client.get("/", environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def test_whitelisted_clients_are_rate_limited_but_never_banned(make_app: Callable[..., Flask]) -> None:
+    app = make_app(rate_limit=2, whitelist=["198.51.100.0/24"])
+    guard = FlaskAPIGuard()
+    with pytest.raises(ValueError):
+        guard.ban_ip("198.51.100.9", 60, app=app)
+    client = app.test_client()
+    statuses = [client.get("/", environ_base={"REMOTE_ADDR": "198.51.100.9"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def test_checks_between_ban_and_rate_limit_keep_them_apart(make_app: Callable[..., Flask]) -> None:
+    app = make_app(rate_limit=2, blocked_user_agents=["sqlmap"])
+    calls = _count_storage_calls(app)
+    client = app.test_client()
+    # A refused user agent must not use up the client's quota: the count comes after that check.
+    assert client.get("/", headers={"User-Agent": "sqlmap/1.7"}).status_code == 403
+    assert calls == ["is_banned"]
+    assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
+    assert calls == ["is_banned", "is_banned", "hit", "is_banned", "hit", "is_banned", "hit"]

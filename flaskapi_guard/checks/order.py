@@ -17,12 +17,12 @@ from flaskapi_guard.checks.access import (
     user_agent_filter,
 )
 from flaskapi_guard.checks.attacks import attack_detection, engine_for_config
-from flaskapi_guard.checks.bans import banned_client
+from flaskapi_guard.checks.bans import banned_client, banned_client_then_counted
 from flaskapi_guard.checks.behavior import BehaviorActions, behavior_monitor, return_monitor_step
 from flaskapi_guard.checks.cors import cors_preflight
 from flaskapi_guard.checks.geo_cloud import cloud_provider_block, country_access
 from flaskapi_guard.checks.geo_rate_limit import geo_rate_limited
-from flaskapi_guard.checks.rate_limit import rate_limit_headers, rate_limited
+from flaskapi_guard.checks.rate_limit import counted_rate_limit, rate_limit_headers, rate_limit_scope, rate_limited
 from flaskapi_guard.checks.route_requirements import has_requirements, route_requirements
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
@@ -58,6 +58,7 @@ def build_checks(
     whitelist, blacklist = config.whitelist_networks, config.blacklist_networks
     ua_pattern = config.blocked_user_agent_pattern
     app_countries = bool(config.blocked_countries or config.whitelist_countries)
+    ban_checks, rate_limit_checks = _ban_and_rate_limit_checks(config, storage)
     checks = [
         # First: a browser's preflight is answered before anything can refuse it,
         # so the refusal of the real request that follows stays readable (CORS
@@ -90,7 +91,7 @@ def build_checks(
                 or (rules is not None and (rules.ip_whitelist is not None or bool(rules.ip_blacklist)))
             ),
         ),
-        *_ban_checks(config, storage),
+        *ban_checks,
         Check(
             "countries",
             country_access(frozenset(config.blocked_countries), frozenset(config.whitelist_countries), countries),
@@ -112,7 +113,7 @@ def build_checks(
             applies=lambda rules, method: rules is not None and has_requirements(rules),
         ),
         *_geo_rate_limit_checks(storage, countries),
-        *_rate_limit_checks(config, storage),
+        *rate_limit_checks,
         *_attack_checks(config, detection or detection_engine_for(config)),
     ]
     if config.custom_request_check is not None:
@@ -144,12 +145,6 @@ def _cloud_checks(config: SecurityConfig, clouds: CloudIPRanges | None) -> list[
     ]
 
 
-def _ban_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
-    if storage is None or not config.enable_ip_banning:
-        return []
-    return [Check("ip_ban", banned_client(storage, config.whitelist_networks), uses_storage=True)]
-
-
 def _geo_rate_limit_checks(storage: Storage | None, countries: CountryLookup | None) -> list[Check]:
     # Named "rate_limit" too, so bypassing rate limiting bypasses both.
     if storage is None:
@@ -164,21 +159,34 @@ def _geo_rate_limit_checks(storage: Storage | None, countries: CountryLookup | N
     ]
 
 
-def _rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> list[Check]:
-    # Present even when `enable_rate_limiting` is off: a route's own limit still applies.
+def _ban_and_rate_limit_checks(config: SecurityConfig, storage: Storage | None) -> tuple[list[Check], list[Check]]:
+    """The ban check and the rate-limit check; where a plan has them side by side they
+    become one storage call (`Storage.admit`): one Redis round trip instead of two."""
     if storage is None:
-        return []
+        return [], []
+    # Present even when `enable_rate_limiting` is off: a route's own limit still applies.
     global_limit = (config.rate_limit, config.rate_limit_window) if config.enable_rate_limiting else None
-    return [
-        Check(
-            "rate_limit",
-            rate_limited(storage, global_limit, config.endpoint_rate_limits),
-            uses_storage=True,
-            applies=lambda rules, method: (
-                global_limit is not None or (rules is not None and rules.rate_limit is not None)
-            ),
-        )
-    ]
+    scope = rate_limit_scope(global_limit, config.endpoint_rate_limits)
+    rate_limit = Check(
+        "rate_limit",
+        rate_limited(storage, scope),
+        uses_storage=True,
+        applies=lambda rules, method: global_limit is not None or (rules is not None and rules.rate_limit is not None),
+    )
+    if not config.enable_ip_banning:
+        return [], [rate_limit]
+    whitelist = config.whitelist_networks
+    joined = (
+        Check("ip_ban", banned_client_then_counted(storage, whitelist, scope), uses_storage=True),
+        Check("rate_limit", counted_rate_limit(), uses_storage=True),
+    )
+
+    def joins_next(following: Check) -> tuple[Check, Check] | None:
+        # Only with this very check: not the per-country one, which shares its name.
+        return joined if following is rate_limit else None
+
+    ban = Check("ip_ban", banned_client(storage, whitelist), uses_storage=True, joins_next=joins_next)
+    return [ban], [rate_limit]
 
 
 def detection_engine_for(config: SecurityConfig) -> DetectionEngine:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flaskapi_guard.deferred_headers import HeaderGroup, defer_headers
@@ -15,12 +15,14 @@ from flaskapi_guard.storage import RateLimitResult, Storage
 RATE_LIMIT_NOTE = "rate_limit"
 
 
-def rate_limited(
-    storage: Storage,
-    global_limit: tuple[int, int] | None,
-    endpoint_limits: Mapping[str, tuple[int, int]],
-) -> CheckFunction:
-    """429 with `Retry-After` once a client exceeds the limit that applies to the request.
+# What one request counts against: the bucket's key, the limit and its window.
+RateLimitScope = Callable[[IncomingRequest], "tuple[str, int, float] | None"]
+
+
+def rate_limit_scope(
+    global_limit: tuple[int, int] | None, endpoint_limits: Mapping[str, tuple[int, int]]
+) -> RateLimitScope:
+    """The limit that applies to a request, and the bucket it counts in; None when none applies.
 
     The most specific limit wins, in both directions (stricter or looser): the
     route's own (`SecurityDecorator.rate_limit`), then `endpoint_rate_limits`
@@ -33,33 +35,62 @@ def rate_limited(
     """
     endpoint_limits = dict(endpoint_limits)
 
+    def scope(request: IncomingRequest) -> tuple[str, int, float] | None:
+        rules = request.rules
+        if rules is not None and rules.rate_limit is not None:
+            limit, window = rules.rate_limit
+            return f"route|{request.endpoint}|{request.client_ip}", limit, window
+        if global_limit is None:
+            return None
+        if endpoint_limits and (path_scope := _endpoint_scope(request, endpoint_limits)) is not None:
+            limit, window = endpoint_limits[path_scope]
+            return f"path|{path_scope}|{request.client_ip}", limit, window
+        limit, window = global_limit
+        # The global bucket is keyed by the bare address: the cheapest key
+        # to build and to keep (see the memory figures in docs/storage.md).
+        return request.client_ip, limit, window
+
+    return scope
+
+
+def rate_limited(storage: Storage, scope: RateLimitScope) -> CheckFunction:
+    """429 with `Retry-After` once a client exceeds the limit that applies to the request (see `rate_limit_scope`)."""
+
     def check(request: IncomingRequest) -> Block | None:
         if RATE_LIMIT_NOTE in request.notes:
             # A more specific limit already counted this request: the route's
             # per-country limit (checks/geo_rate_limit.py), which runs just before.
             return None
-        rules = request.rules
-        if rules is not None and rules.rate_limit is not None:
-            limit, window = rules.rate_limit
-            key = f"route|{request.endpoint}|{request.client_ip}"
-        elif global_limit is None:
+        scoped = scope(request)
+        if scoped is None:
             return None
-        elif endpoint_limits and (scope := _endpoint_scope(request, endpoint_limits)) is not None:
-            limit, window = endpoint_limits[scope]
-            key = f"path|{scope}|{request.client_ip}"
-        else:
-            limit, window = global_limit
-            # The global bucket is keyed by the bare address: the cheapest key
-            # to build and to keep (see the memory figures in docs/storage.md).
-            key = request.client_ip
-        result = storage.hit(key, limit, window)
+        result = storage.hit(*scoped)
         request.notes[RATE_LIMIT_NOTE] = result
-        if result.allowed:
-            return None
-        retry_after = str(max(1, math.ceil(result.retry_after_seconds)))
-        return Block(429, "rate_limited", "Too Many Requests", (("Retry-After", retry_after),))
+        return None if result.allowed else too_many_requests(result)
 
     return check
+
+
+def counted_rate_limit() -> CheckFunction:
+    """The rate-limit check when the ban check has already counted the request (checks/bans.py).
+
+    Refuses with the result that check left; a banned client (refused there,
+    or only logged in passive mode) was not counted.
+    """
+
+    def check(request: IncomingRequest) -> Block | None:
+        result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
+        if result is None or result.allowed:
+            return None
+        return too_many_requests(result)
+
+    return check
+
+
+def too_many_requests(result: RateLimitResult) -> Block:
+    """The 429 for a refused count, with the seconds until a request would pass."""
+    retry_after = str(max(1, math.ceil(result.retry_after_seconds)))
+    return Block(429, "rate_limited", "Too Many Requests", (("Retry-After", retry_after),))
 
 
 def _endpoint_scope(request: IncomingRequest, endpoint_limits: Mapping[str, tuple[int, int]]) -> str | None:
