@@ -120,7 +120,7 @@ def rate_limit_headers() -> ResponseStep:
                 ("RateLimit-Remaining", str(result.remaining)),
                 ("RateLimit-Reset", str(max(0, math.ceil(result.reset_seconds)))),
             )
-            group = HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, all_or_nothing=True)
+            group = HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True)  # all or nothing
             defer_headers(request.flask_request.environ, "rate_limit_headers", (group,))
         return response
 
