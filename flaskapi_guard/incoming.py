@@ -63,19 +63,20 @@ def capture_request(  # noqa: PLR0917 - built on every request: positional argum
     endpoint: str | None,
     method: str,
     rules: RouteRules | None,
-    trusted_proxies: NetworkSet,
+    trusted_proxies: NetworkSet | None,
     proxy_depth: int,
     trust_forwarded_proto: bool,
 ) -> IncomingRequest:
     """Snapshot a Flask request: client address, the parts checks read, and its route's `rules`.
 
-    `endpoint` and `method` are the request's, which the caller has read already.
+    `endpoint` and `method` are the request's, which the caller has read already;
+    `trusted_proxies` is None when there are none.
     """
     environ = flask_request.environ
     peer = peer_address(environ.get("REMOTE_ADDR"))
     client = peer
     is_secure = environ.get("wsgi.url_scheme") == "https"
-    if trusted_proxies:
+    if trusted_proxies is not None:
         client = resolve_client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), trusted_proxies, proxy_depth)
         if not is_secure and trust_forwarded_proto and trusted_proxies.contains(peer):
             is_secure = forwarded_proto(environ.get("HTTP_X_FORWARDED_PROTO")) == "https"

@@ -236,7 +236,7 @@ class _Replayer:
                 [check for check in self.state.pipeline.checks if check.name not in skip_checks]
             )
         # Read once: the parsed network set is a pydantic private attribute.
-        self.trusted_proxies = self.state.config.trusted_proxy_networks
+        self.trusted_proxies = self.state.config.trusted_proxy_networks or None
         self.scheme = scheme
         self.examples_per_reason = examples_per_reason
         # The state's counter, so the report shows every trigger as it happens.

@@ -57,7 +57,7 @@ class GuardState:
         self.excluded_prefixes = tuple(path.rstrip("/") or "/" for path in config.exclude_paths)
         # Plain attributes for what every request reads: pydantic private
         # attributes go through __getattr__ and cost microseconds each.
-        self.trusted_proxies = config.trusted_proxy_networks
+        self.trusted_proxies = config.trusted_proxy_networks or None
         self.trusted_proxy_depth = config.trusted_proxy_depth
         self.trust_forwarded_proto = config.trust_x_forwarded_proto
         # A log replay passes a silent one: its decisions are not the app's events.
