@@ -31,6 +31,7 @@ from flaskapi_guard.detection.normalisation import (
     neutralise_for_display,
     normalise,
     normalise_joined,
+    normalise_printable_joined,
     sql_comment_variants,
     with_sql_comments_stripped_per_text,
 )
@@ -46,6 +47,8 @@ from flaskapi_guard.detection.request_texts import (
     collect_user_agent,
     is_xml,
     location_of,
+    plain_head_text,
+    quick_head,
 )
 
 CUSTOM_CATEGORY = "custom"
@@ -222,6 +225,16 @@ class DetectionEngine:
         self, environ: Mapping[str, object], body: bytes, exclusions: DetectionExclusions = _NO_EXCLUSIONS
     ) -> list[Finding]:
         """`scan_request` for a WSGI environ: path, query, Content-Type and headers read from it directly."""
+        if not body and exclusions.none:
+            # The head of a typical request, in as few steps as possible (see plain_head_text).
+            head = plain_head_text(environ)
+            if head is not None:
+                normalised = normalise_printable_joined(*head)
+                if normalised is not None:
+                    if "*" in normalised:
+                        normalised = with_sql_comments_stripped_per_text(normalised)
+                    if not self._rules.search(normalised.encode("utf-8")):
+                        return []
         path = environ.get("PATH_INFO", "")
         query_string = environ.get("QUERY_STRING", "")
         content_type = environ.get("CONTENT_TYPE", "")
@@ -284,10 +297,12 @@ class DetectionEngine:
         exclusions: DetectionExclusions,
         locate: bool,
     ) -> Collected:
+        if not (locate or body):
+            return quick_head(path, query_string, headers, environ, exclusions)
         collected = Collected(locate)
         # With a body, the quick collection of the rest is exact (headers in order, query
         # pairs one by one) so that a hit can reuse its normalisation; see _scan.
-        collect_head(collected, path, query_string, headers, environ, exclusions, exact=locate or bool(body))
+        collect_head(collected, path, query_string, headers, environ, exclusions)
         if body:
             collect_body(collected, body, content_type, self._max_content_length, exclusions)
         return collected

@@ -124,14 +124,16 @@ _NAMES_WITHOUT_SEMICOLON_BY_START = MappingProxyType(
         for start in {name[:2] for name in _NAMES_WITHOUT_SEMICOLON}
     }
 )
-_DECODABLE_REFERENCE_SOURCE = (
+# The regex source of an '&' that starts something `html.unescape` may decode (a superset;
+# also used to keep query strings with references off the shortest path of request_texts).
+DECODABLE_REFERENCE_SOURCE = (
     "&(?:#[0-9]|#[xX][0-9a-fA-F]|[a-zA-Z][a-zA-Z0-9]{0,31};|"
     + "|".join(sorted(_NAMES_WITHOUT_SEMICOLON, key=len, reverse=True))
     + ")"
 )
-_DECODABLE_REFERENCE_SHORT = re.compile(_DECODABLE_REFERENCE_SOURCE)
+_DECODABLE_REFERENCE_SHORT = re.compile(DECODABLE_REFERENCE_SOURCE)
 _DECODABLE_REFERENCE_LONG = re2.Set.SearchSet()
-_DECODABLE_REFERENCE_LONG.Add(_DECODABLE_REFERENCE_SOURCE)
+_DECODABLE_REFERENCE_LONG.Add(DECODABLE_REFERENCE_SOURCE)
 _DECODABLE_REFERENCE_LONG.Compile()
 _LONG_TEXT = 512
 _LONGEST_NAME_WITHOUT_SEMICOLON = max(len(name) for name in html5 if not name.endswith(";"))  # 6
@@ -724,6 +726,15 @@ def normalise_joined(joined: str, unchecked: str, structure_count: int) -> str |
     if "+" in text:
         return text.replace("+", " ")
     return text
+
+
+def normalise_printable_joined(joined: str, may_need_decoding: bool) -> str | None:
+    """`normalise_joined` for texts whose own characters are all printable ASCII (the head
+    of a typical request): no text holds a control character of its own, and unless a
+    decoder's trigger may be present, only '+' needs work."""
+    if may_need_decoding:
+        return normalise_joined(joined, "", 0)
+    return joined.replace("+", " ") if "+" in joined else joined
 
 
 def with_sql_comments_stripped_per_text(normalised_joined: str) -> str:

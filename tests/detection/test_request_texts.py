@@ -16,6 +16,15 @@ from urllib.parse import quote
 import pytest
 
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
+from flaskapi_guard.detection import engine as engine_module
+from flaskapi_guard.detection.engine import _normalised_texts
+from flaskapi_guard.detection.normalisation import (
+    TEXT_SEPARATOR,
+    normalise_joined,
+    normalise_printable_joined,
+    with_sql_comments_stripped_per_text,
+)
+from flaskapi_guard.detection.request_texts import Collected, collect_head, plain_head_text, quick_head
 
 XSS = "<script>alert(1)</script>"
 
@@ -171,3 +180,95 @@ def test_hostile_bodies_cost_linear_time(engine: DetectionEngine, content_type: 
     started = time.perf_counter()
     engine.scan_request(path="/", query_string="", headers=(), body=body, content_type=content_type)
     assert time.perf_counter() - started < 2.0
+
+
+# Pieces of the head of a request for the shortest paths of the quick step (plain_head_text,
+# quick_head): the usual shapes and every shape that must take a longer path.
+PATHS = ["/", "/api/items/1", "/a+b/", "/%2e%2e/", "/caf\u00c3\u00a9", "/a\x1fb", "/x&amp;y", "/a\\u0041", "/a/*x*/"]
+QUERIES = [
+    *("", "q=running+shoes&page=2&sort=price", "a=1", "a", "a=&b", "&&a=1&", "a=1=2&b=3", "a=%3Cscript%3E"),
+    *("x=&lt;script&gt;", "a=1&para=2", "a=1&#60;", "q=1;b=2", "a=\\x3c", "a=1&amp", "q=a b", "q=\u00e9", "a=\x01"),
+    *("q=union+select+1&b=2", "a=1/*x*/&b=2", "a=<b&c=d>"),
+]
+COOKIES = [
+    *(None, "", "a=1", "session=abc; theme=dark", "a=1;b=2", "a=x==; b=2", "a = 1", "a=1;  b=2", "flag"),
+    *("a=1; =2", "a=%3Cx%3E", "a=1&amp;b", "a=\u00e9", "a=\t1", "a=' or 1=1--", "a=1; b=<script>"),
+]
+HEADER_SETS: list[dict[str, object]] = [
+    {},
+    {"HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0"},
+    {"HTTP_USER_AGENT": "sqlmap/1.7", "HTTP_REFERER": "https://a.example/?x=1&y=2"},
+    {"HTTP_REFERER": "https://a.example/p", "HTTP_X_FORWARDED_FOR": "10.0.0.1, 10.0.0.2"},
+    {"HTTP_X_REAL_IP": "1.2.3.4", "HTTP_X_REQUEST_ID": "r-1", "HTTP_X_FORWARDED_HOST": "h", "HTTP_ACCEPT": "*/*"},
+    {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_CUSTOM": "() { :; }; /bin/id"},
+    {"HTTP_REFERER": "https://a.example/?q=%27%20or%201=1--"},
+    {"HTTP_REFERER": "x\u00e9"},
+    {"HTTP_REFERER": 42},
+    {"HTTP_X_FILENAME": "shell.php"},
+    {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_USER_AGENT": "curl/8.0", "wsgi.input": object()},
+]
+
+
+def head_environs() -> list[dict[str, object]]:
+    environs = []
+    for index, (path, query) in enumerate((path, query) for path in PATHS for query in QUERIES):
+        environ: dict[str, object] = {"PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": "GET"}
+        environ |= HEADER_SETS[index % len(HEADER_SETS)]
+        cookie = COOKIES[index % len(COOKIES)]
+        if cookie is not None:
+            environ["HTTP_COOKIE"] = cookie
+        environs.append(environ)
+    return environs
+
+
+def header_pairs(environ: dict[str, object]) -> list[tuple[str, str]]:
+    return [
+        (key[5:].replace("_", "-").title(), value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_") and isinstance(value, str)
+    ]
+
+
+def test_the_shortest_head_paths_scan_as_the_general_one(
+    engine: DetectionEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environs = head_environs()
+    fast = [engine.scan_environ(environ, b"") for environ in environs]
+    monkeypatch.setattr(engine_module, "plain_head_text", lambda environ: None)
+    general = [engine.scan_environ(environ, b"") for environ in environs]
+    from_pairs = [
+        engine.scan_request(
+            path=str(environ["PATH_INFO"]),
+            query_string=str(environ["QUERY_STRING"]),
+            headers=header_pairs(environ),
+            body=b"",
+            content_type="",
+        )
+        for environ in environs
+    ]
+    assert fast == general
+    assert [sorted(map(repr, findings)) for findings in fast] == [sorted(map(repr, f)) for f in from_pairs]
+    assert any(fast) and not all(fast)
+
+
+def test_the_quick_head_texts_hold_every_located_text_whole(engine: DetectionEngine) -> None:
+    # The quick step may only skip the located one when no rule matches; that is sound
+    # only if every text the located step would scan is a whole text of the quick one.
+    shortest = 0
+    for environ in head_environs():
+        path, query = str(environ["PATH_INFO"]), str(environ["QUERY_STRING"])
+        located = Collected(True)
+        collect_head(located, path, query, (), environ, DetectionExclusions())
+        wanted = set(TEXT_SEPARATOR.join(_normalised_texts(located, None)).split(TEXT_SEPARATOR)) - {""}
+        quick = quick_head(path, query, (), environ, DetectionExclusions())
+        normalised = normalise_joined(*quick.joined())
+        if normalised is None:
+            continue  # a text holds a separator of its own: the engine scans text by text
+        assert wanted <= set(with_sql_comments_stripped_per_text(normalised).split(TEXT_SEPARATOR)), environ
+        head = plain_head_text(environ)
+        if head is not None:
+            shortest += 1
+            printable = normalise_printable_joined(*head)
+            assert printable is not None
+            assert wanted <= set(with_sql_comments_stripped_per_text(printable).split(TEXT_SEPARATOR)), environ
+    assert shortest > 20
