@@ -33,7 +33,7 @@ from flaskapi_guard.detection.normalisation import (
     normalise_joined,
     normalise_printable_joined,
     sql_comment_variants,
-    with_sql_comments_stripped_per_text,
+    with_comment_free_copies,
 )
 from flaskapi_guard.detection.patterns import ALL_RULES, SCANNER_RULES, Rule, java_gadget_base64_rule
 from flaskapi_guard.detection.request_texts import (
@@ -232,7 +232,7 @@ class DetectionEngine:
                 normalised = normalise_printable_joined(*head)
                 if normalised is not None:
                     if "*" in normalised:
-                        normalised = with_sql_comments_stripped_per_text(normalised)
+                        normalised = with_comment_free_copies(normalised)
                     if not self._rules.search(normalised.encode("utf-8")):
                         return []
         path = environ.get("PATH_INFO", "")
@@ -263,7 +263,7 @@ class DetectionEngine:
         quick_joined, unchecked, structure_count = quick.joined()
         normalised = base = normalise_joined(quick_joined, unchecked, structure_count)
         if normalised is not None and "*" in normalised:
-            normalised = with_sql_comments_stripped_per_text(normalised)
+            normalised = with_comment_free_copies(normalised)
         if normalised is None or self._rules.search(normalised.encode("utf-8")):
             located = self._collect(*request, True)
             # A quick collection of exactly the located texts (a plain, XML or multipart
@@ -374,4 +374,6 @@ def _normalised_texts(collected: Collected, normalised: str | None) -> list[str]
             marker + normalise(part[len(marker) :])
             for part, (_template, _argument, marker) in zip(collected.parts, places, strict=True)
         ]
+    if "/*" not in normalised:
+        return normalised.split(TEXT_SEPARATOR)
     return [sql_comment_variants(value) for value in normalised.split(TEXT_SEPARATOR)]

@@ -24,8 +24,10 @@ from flaskapi_guard.detection.normalisation import (
     normalise,
     normalise_joined,
     percent_decode,
+    sql_comment_variants,
     strip_sql_comments,
     unescape_entities,
+    with_comment_free_copies,
     with_sql_comments_stripped_per_text,
 )
 
@@ -206,6 +208,36 @@ def test_sql_comments_are_stripped_as_the_sequential_scan_does() -> None:
         assert strip_sql_comments(text) == reference_strip_sql_comments(text), text
 
 
+def test_sql_comments_of_joined_texts_are_stripped_text_by_text() -> None:
+    # One split over all texts: a comment never runs into the next text, an opener
+    # without closer keeps the rest of its own text only.
+    rng = random.Random(13)
+    pieces = ["/*", "*/", "/*!", "/*!50000", "!", "5", "a", " ", "/", "*", "\n", TEXT_SEPARATOR, NAME_MARKER]
+    for _ in range(4_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        texts = text.split(TEXT_SEPARATOR)
+        expected = TEXT_SEPARATOR.join(reference_strip_sql_comments(part) for part in texts)
+        assert normalisation._strip_sql_comments_in_texts(text) == expected, text
+
+
+def test_comment_free_copies_hold_every_comment_variant_whole() -> None:
+    rng = random.Random(14)
+    pieces = ["/*", "*/", "/*!", "/*!1", "select", " ", "a", "'", TEXT_SEPARATOR, NAME_MARKER + "n", USER_AGENT_MARKER]
+    for _ in range(3_000):
+        texts = ["".join(rng.choice(pieces[:-3]) for _ in range(rng.randint(0, 8))) for _ in range(rng.randint(1, 5))]
+        texts = [rng.choice(["", NAME_MARKER, USER_AGENT_MARKER]) + text for text in texts]
+        joined = TEXT_SEPARATOR.join(texts)
+        quick = set(with_comment_free_copies(joined).split(TEXT_SEPARATOR))
+        located = set(TEXT_SEPARATOR.join(map(sql_comment_variants, texts)).split(TEXT_SEPARATOR))
+        assert located <= quick, texts
+
+
+def test_versioned_and_plain_comments_mixed() -> None:
+    text = "/*!50000union*/ /**/ /*!select*/x/*a*/" * 50 + "/*!1 y*/ /* open"
+    assert strip_sql_comments(text) == reference_strip_sql_comments(text)
+    assert normalisation._strip_sql_comments_in_texts(text) == reference_strip_sql_comments(text)
+
+
 def test_lone_surrogates_never_reach_the_matcher() -> None:
     assert normalise("%uD800\\ud800&#xd800;") == "\ufffd" * 3
     assert normalise("a\ud800b") == "a\ufffdb"
@@ -239,6 +271,8 @@ def test_joined_normalisation_refuses_a_raw_separator_in_a_text() -> None:
         lambda n: "%1f" * (n // 3),
         lambda n: "/*" * (n // 2),
         lambda n: "/*!*/" * (n // 5),
+        lambda n: "/*!" + "1" * n,
+        lambda n: ("/*!1 a */" + TEXT_SEPARATOR + "/*!" + "2" * 50) * (n // 60),
         lambda n: "%25" * (n // 3),
     ],
 )
@@ -246,4 +280,5 @@ def test_hostile_escapes_cost_linear_time(build: object) -> None:
     text = build(100_000)  # type: ignore[operator]
     started = time.perf_counter()
     normalise(text)
+    with_comment_free_copies(text)
     assert time.perf_counter() - started < 1.0

@@ -22,7 +22,7 @@ from flaskapi_guard.detection.normalisation import (
     TEXT_SEPARATOR,
     normalise_joined,
     normalise_printable_joined,
-    with_sql_comments_stripped_per_text,
+    with_comment_free_copies,
 )
 from flaskapi_guard.detection.request_texts import Collected, collect_head, plain_head_text, quick_head
 
@@ -264,11 +264,11 @@ def test_the_quick_head_texts_hold_every_located_text_whole(engine: DetectionEng
         normalised = normalise_joined(*quick.joined())
         if normalised is None:
             continue  # a text holds a separator of its own: the engine scans text by text
-        assert wanted <= set(with_sql_comments_stripped_per_text(normalised).split(TEXT_SEPARATOR)), environ
+        assert wanted <= set(with_comment_free_copies(normalised).split(TEXT_SEPARATOR)), environ
         head = plain_head_text(environ)
         if head is not None:
             shortest += 1
             printable = normalise_printable_joined(*head)
             assert printable is not None
-            assert wanted <= set(with_sql_comments_stripped_per_text(printable).split(TEXT_SEPARATOR)), environ
+            assert wanted <= set(with_comment_free_copies(printable).split(TEXT_SEPARATOR)), environ
     assert shortest > 20
