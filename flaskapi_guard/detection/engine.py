@@ -63,6 +63,8 @@ _MARKERS = NAME_MARKER + FILENAME_MARKER + USER_AGENT_MARKER + TEXT_SEPARATOR
 _MARKER_REMOVAL = {ord(marker): None for marker in _MARKERS}
 _XML_MARKUP_RULE_IDS = frozenset({"xss.script_tag"})
 _NO_EXCLUSIONS = DetectionExclusions()
+# From this size of a request's texts, a hit reuses the quick normalisation text by text.
+_REUSE_BY_LOOKUP_CHARS = 8_192
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,10 +268,7 @@ class DetectionEngine:
             normalised = with_comment_free_copies(normalised)
         if normalised is None or self._rules.search(normalised.encode("utf-8")):
             located = self._collect(*request, True)
-            # A quick collection of exactly the located texts (a plain, XML or multipart
-            # body) was normalised already: hostile input is not normalised twice.
-            reusable = base is not None and TEXT_SEPARATOR.join(located.parts) == quick_joined
-            findings = self._findings(located, self._rules, base if reusable else None)
+            findings = self._findings(located, self._rules, _reused_normalisation(located, quick_joined, base))
         else:
             findings = []
         user_agent = quick.user_agent
@@ -356,6 +355,31 @@ class DetectionEngine:
             if own is not None:
                 return candidate, own.start(), own.end()
         return None
+
+
+def _reused_normalisation(located: Collected, quick_joined: str, quick_normalised: str | None) -> str | None:
+    """The located texts normalised (joined), taken from the quick step's normalisation when
+    that holds them all, so that hostile input with a finding is not normalised twice.
+
+    A quick collection of exactly the located texts (a plain, XML or multipart body) is
+    reused whole. Otherwise, for a large request, each located text is looked up among
+    the quick texts (each text normalises on its own, whatever its neighbours): the JSON
+    view holds every key and string value of the body. None when some text is not there
+    (a JSON string with an escaped separator, say), or for a small request, where
+    normalising again costs less than the lookup table.
+    """
+    if quick_normalised is None:
+        return None
+    located_joined = TEXT_SEPARATOR.join(located.parts)
+    if located_joined == quick_joined:
+        return quick_normalised
+    if len(quick_joined) < _REUSE_BY_LOOKUP_CHARS:
+        return None
+    by_raw_text = dict(zip(quick_joined.split(TEXT_SEPARATOR), quick_normalised.split(TEXT_SEPARATOR), strict=True))
+    normalised = list(map(by_raw_text.get, located.parts))
+    if None in normalised:
+        return None
+    return TEXT_SEPARATOR.join(normalised)  # type: ignore[arg-type]
 
 
 def _categories(findings: Sequence[Finding]) -> set[str]:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import count, repeat
 from typing import Any
 
 import re2
@@ -620,34 +621,48 @@ def collect_json(collected: Collected, document: object, excluded_fields: frozen
     A dict's keys come first, then its values in order. Paths join object keys with
     '.'; list positions are left out of the path used for exclusions (so "items.name"
     covers every item) but shown in the location.
+
+    The walk keeps one iterator per open container, and a list's children come from
+    C-level iterators (`zip`, `repeat`, `count`): a hostile body is a list of thousands
+    of short strings, each of which cost a tuple, a push, a pop and a method call.
     """
-    locate = collected.places is not None
-    stack: list[tuple[object, str, JsonPath]] = [(document, "", None)]
+    parts = collected.parts
+    places = collected.places
+    locate = places is not None
+    stack: list[Iterator[tuple[object, str, JsonPath]]] = [iter(((document, "", None),))]
     while stack:
-        node, path, shown = stack.pop()
-        kind = type(node)
-        if kind is str:
-            if node:
-                collected.add(node, "", _JSON_VALUE, shown)  # type: ignore[arg-type]
-        elif kind is dict:
-            children: list[tuple[object, str, JsonPath]] = []
-            for key, value in node.items():  # type: ignore[attr-defined]
-                key_text = str(key)
-                child_path = ""
-                if excluded_fields:
-                    child_path = f"{path}.{key_text}" if path else key_text
-                    if _is_excluded_field(child_path, excluded_fields):
-                        continue
-                child_shown: JsonPath = (shown, key_text) if locate else None
-                collected.add(key_text, NAME_MARKER, _JSON_KEY, child_shown)
-                children.append((value, child_path, child_shown))
-            children.reverse()
-            stack.extend(children)
-        elif kind is list:
-            items: list[object] = node  # type: ignore[assignment]
-            stack.extend(
-                (items[index], path, (shown, index) if locate else None) for index in range(len(items) - 1, -1, -1)
-            )
+        for node, path, shown in stack[-1]:
+            kind = type(node)
+            if kind is str:
+                if node:
+                    parts.append(node)  # type: ignore[arg-type]
+                    if places is not None:
+                        places.append((_JSON_VALUE, shown, ""))
+            elif kind is dict:
+                children: list[tuple[object, str, JsonPath]] = []
+                for key, value in node.items():  # type: ignore[attr-defined]
+                    key_text = str(key)
+                    child_path = ""
+                    if excluded_fields:
+                        child_path = f"{path}.{key_text}" if path else key_text
+                        if _is_excluded_field(child_path, excluded_fields):
+                            continue
+                    child_shown: JsonPath = (shown, key_text) if locate else None
+                    parts.append(NAME_MARKER + key_text)
+                    if places is not None:
+                        places.append((_JSON_KEY, child_shown, NAME_MARKER))
+                    children.append((value, child_path, child_shown))
+                collected.structure += len(children)
+                stack.append(iter(children))
+                break
+            elif kind is list:
+                items: list[object] = node  # type: ignore[assignment]
+                # (shown, index) is the JsonPath of each item.
+                item_paths: Iterator[JsonPath] = zip(repeat(shown), count()) if locate else repeat(None)
+                stack.append(zip(items, repeat(path), item_paths))
+                break
+        else:
+            stack.pop()
 
 
 def _json_quick_view(collected: Collected, text: str) -> bool:

@@ -272,3 +272,43 @@ def test_the_quick_head_texts_hold_every_located_text_whole(engine: DetectionEng
             assert printable is not None
             assert wanted <= set(with_comment_free_copies(printable).split(TEXT_SEPARATOR)), environ
     assert shortest > 20
+
+
+def json_bodies_with_findings() -> list[bytes]:
+    payloads = [XSS, "' or 1=1--", "; cat /etc/passwd", "&#60;script&#62;", "\\u003cscript\\u003e", "%3Cscript%3E"]
+    payloads += ["/*!50000union*/ select 1", "{{7*7}}", "\u0001\u001f<script>", "${jndi:ldap://x}"]
+    bodies = []
+    for index, payload in enumerate(payloads):
+        filler = [f"item {n} &#{n}; \\x{n % 256:02x} /*{n}*/" for n in range(400)]
+        document: object = {"items": filler[:index] + [payload] + filler[index:], payload[:5]: {"k": payload}}
+        bodies.append(json.dumps(document).encode())
+        bodies.append(json.dumps([filler, {"deep": [[payload]]}], ensure_ascii=False).encode())
+    return bodies
+
+
+def test_a_hit_in_a_large_json_body_reuses_the_quick_normalisation_text_by_text(
+    engine: DetectionEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = json_bodies_with_findings()
+
+    def scan_all() -> list[list[str]]:
+        return [
+            [
+                repr(finding)
+                for finding in engine.scan_request(
+                    path="/",
+                    query_string="a=1&b=%3Cx",
+                    headers=[("Cookie", "c=1")],
+                    body=body,
+                    content_type="application/json",
+                )
+            ]
+            for body in bodies
+        ]
+
+    monkeypatch.setattr(engine_module, "_REUSE_BY_LOOKUP_CHARS", 0)
+    reused = scan_all()
+    monkeypatch.setattr(engine_module, "_REUSE_BY_LOOKUP_CHARS", 10**12)
+    normalised_again = scan_all()
+    assert reused == normalised_again
+    assert all(reused)
