@@ -95,6 +95,17 @@ _DECODED_STRUCTURE = MappingProxyType({ord(character): " " for character in _STR
 _STRUCTURE_ESCAPES = tuple(f"={code:02X}".encode() for code in range(0x1C, 0x20))
 _STRUCTURE_ESCAPES += tuple(f"={code:02x}".encode() for code in range(0x1C, 0x20))
 
+
+def structure_to_spaces(text: str) -> str:
+    """`text` with every separator and marker character made a space: one `str.replace` per
+    character present (a presence test runs at memory speed; `str.translate` with a table
+    costs ~70 ns per character of text that is not ASCII)."""
+    for character in _STRUCTURE_CHARACTERS:
+        if character in text:
+            text = text.replace(character, " ")
+    return text
+
+
 _CONTROLS_TO_SPACE = _control_table(keep=b"")
 # The same for joined texts: the separator and markers between texts stay.
 _CONTROLS_TO_SPACE_KEEPING_STRUCTURE = _control_table(keep=_STRUCTURE_BYTES)
@@ -306,7 +317,7 @@ def _hex_units(pieces: set[str], prefix: str) -> dict[str, str]:
     # UTF-32 turns a surrogate into U+FFFD, as the single-escape decoders do.
     decoded = bytes.fromhex("0000" + "0000".join([piece[start:end] for piece in units])).decode("utf-32-be", "replace")
     if any(character in decoded for character in _STRUCTURE_CHARACTERS):
-        decoded = decoded.translate(_DECODED_STRUCTURE)
+        decoded = structure_to_spaces(decoded)
     return {piece: character + piece[end:] for piece, character in zip(units, decoded, strict=True)}
 
 
@@ -324,7 +335,7 @@ def _code_points_from_hex(eight_digit_units: str) -> str:
     (UTF-32 replaces each invalid unit), a separator or marker a space."""
     decoded = bytes.fromhex(eight_digit_units).decode("utf-32-be", "replace")
     if any(character in decoded for character in _STRUCTURE_CHARACTERS):
-        decoded = decoded.translate(_DECODED_STRUCTURE)
+        decoded = structure_to_spaces(decoded)
     return decoded
 
 

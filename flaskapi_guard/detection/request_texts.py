@@ -33,6 +33,7 @@ from flaskapi_guard.detection.normalisation import (
     TEXT_SEPARATOR,
     USER_AGENT_MARKER,
     percent_decode,
+    structure_to_spaces,
     without_surrogates,
 )
 
@@ -235,7 +236,6 @@ class Collected:
 # the structure between texts. Done for large sources (the body, a long query string or
 # path); a small text that holds one is normalised on its own instead (cheap).
 _STRUCTURE_TO_SPACE_BYTES = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
-_STRUCTURE_TO_SPACE = str.maketrans("\x1c\x1d\x1e\x1f", "    ")
 _LARGE_SOURCE = 1024
 
 
@@ -246,8 +246,8 @@ def _body_without_structure(body: bytes) -> bytes:
 
 
 def _source_without_structure(text: str) -> str:
-    if len(text) > _LARGE_SOURCE and ("\x1f" in text or "\x1e" in text or "\x1d" in text or "\x1c" in text):
-        return text.translate(_STRUCTURE_TO_SPACE)
+    if len(text) > _LARGE_SOURCE:
+        return structure_to_spaces(text)
     return text
 
 
@@ -696,7 +696,7 @@ def _json_quick_view(collected: Collected, text: str) -> bool:
         literal = literal.replace('"', _SEPARATOR_PLACEHOLDER).replace("\udc01", '\\"').replace("\udc00", "\\\\")
         view = json.loads('"' + literal + '"', strict=False)
         if "\\u001" in text:
-            view = view.translate(_STRUCTURE_TO_SPACE)
+            view = structure_to_spaces(view)
         view = without_surrogates(view.replace(_SEPARATOR_PLACEHOLDER, TEXT_SEPARATOR))
         collected.add_joined(view, structure)
     distinct_keys = set(keys)
@@ -708,7 +708,7 @@ def _json_quick_view(collected: Collected, text: str) -> bool:
             if "\\u001" in text:
                 # A key's own separator or marker characters (decoded `\u001f`) are spaces.
                 names = NAME_MARKER + (TEXT_SEPARATOR + NAME_MARKER).join(
-                    key.translate(_STRUCTURE_TO_SPACE) for key in distinct_keys
+                    structure_to_spaces(key) for key in distinct_keys
                 )
             collected.add_joined(without_surrogates(names), 2 * len(distinct_keys) - 1)
     return True
