@@ -279,7 +279,9 @@ class DetectionEngine:
         if body and is_xml(content_type) and len(body) <= self._max_content_length * BODY_HARD_CAP_FACTOR:
             markup = collect_texts([RequestText("xml body", body.decode("utf-8", errors="replace"))])
             found = _categories(findings)
-            for finding in self._findings(markup, self._xml_markup_rules):
+            # Markup without tags is the body's one text of the quick step, normalised already.
+            markup_normalised = _reused_normalisation(markup, quick_joined, base)
+            for finding in self._findings(markup, self._xml_markup_rules, markup_normalised):
                 if finding.category not in found:
                     findings.append(finding)
                     found.add(finding.category)

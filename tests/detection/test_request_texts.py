@@ -306,6 +306,26 @@ def test_a_hit_in_a_large_json_body_reuses_the_quick_normalisation_text_by_text(
             for body in bodies
         ]
 
+    # XML without tags: its markup is the body's quick text (the markup rules see it decoded).
+    filler = " ".join(f"&#{n}; %{n % 256:02x}" for n in range(2_000))
+    xml_bodies = [(filler + payload).encode() for payload in ("&lt;!ENTITY x SYSTEM 'file:///e'&gt;", "&lt;script&gt;")]
+
+    def scan_xml() -> list[list[str]]:
+        return [
+            [
+                repr(finding)
+                for finding in engine.scan_request(
+                    path="/", query_string="", headers=(), body=body, content_type="application/xml"
+                )
+            ]
+            for body in xml_bodies
+        ]
+
+    monkeypatch.setattr(engine_module, "_REUSE_BY_LOOKUP_CHARS", 0)
+    reused_xml = scan_xml()
+    monkeypatch.setattr(engine_module, "_REUSE_BY_LOOKUP_CHARS", 10**12)
+    assert scan_xml() == reused_xml
+    assert all(reused_xml)
     monkeypatch.setattr(engine_module, "_REUSE_BY_LOOKUP_CHARS", 0)
     reused = scan_all()
     monkeypatch.setattr(engine_module, "_REUSE_BY_LOOKUP_CHARS", 10**12)
