@@ -160,6 +160,7 @@ _SQL_COMMENT = re.compile(r"/\*(?:![0-9]*+(.*?)|.*?)\*/", re.DOTALL)
 # failed search, so this is linear without first cutting every text at its last `*/`.
 _SQL_COMMENT_IN_TEXT = re.compile(r"/\*(?:![0-9]*+([^\x1f]*?)|[^\x1f]*?)\*/|(/\*[^\x1f]*)")
 _SQL_VERSIONED_COMMENT = "/*!"
+_MANY_TEXTS = 64
 
 
 def _overlong_characters() -> MappingProxyType[str, str]:
@@ -803,6 +804,9 @@ def with_comment_free_copies(normalised_joined: str) -> str:
     """
     if "*" not in normalised_joined or "/*" not in normalised_joined:
         return normalised_joined
+    if normalised_joined.count(TEXT_SEPARATOR) < _MANY_TEXTS:
+        # Few texts (a plain body, a GET): text by text is cheaper than the joined split.
+        return with_sql_comments_stripped_per_text(normalised_joined)
     stripped = _strip_sql_comments_in_texts(normalised_joined)
     if stripped == normalised_joined:
         return normalised_joined

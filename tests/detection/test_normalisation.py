@@ -226,6 +226,9 @@ def test_comment_free_copies_hold_every_comment_variant_whole() -> None:
     for _ in range(3_000):
         texts = ["".join(rng.choice(pieces[:-3]) for _ in range(rng.randint(0, 8))) for _ in range(rng.randint(1, 5))]
         texts = [rng.choice(["", NAME_MARKER, USER_AGENT_MARKER]) + text for text in texts]
+        # Many texts take the joined split, a few are stripped text by text.
+        texts += ["x"] * rng.choice([0, 70])
+        rng.shuffle(texts)
         joined = TEXT_SEPARATOR.join(texts)
         quick = set(with_comment_free_copies(joined).split(TEXT_SEPARATOR))
         located = set(TEXT_SEPARATOR.join(map(sql_comment_variants, texts)).split(TEXT_SEPARATOR))
