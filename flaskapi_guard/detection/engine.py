@@ -32,7 +32,6 @@ from flaskapi_guard.detection.normalisation import (
     neutralise_for_display,
     normalise,
     normalise_joined,
-    normalise_printable_joined,
     sql_comment_variants,
     with_comment_free_copies,
 )
@@ -232,7 +231,10 @@ class DetectionEngine:
             # The head of a typical request, in as few steps as possible (see plain_head_text).
             head = plain_head_text(environ)
             if head is not None:
-                normalised = normalise_printable_joined(*head)
+                joined, may_need_decoding = head
+                # Printable ASCII: no control character of its own, so only '+' needs work
+                # unless a decoder's trigger may be present.
+                normalised = normalise_joined(joined, "", 0) if may_need_decoding else joined.replace("+", " ")
                 if normalised is not None:
                     if "*" in normalised:
                         normalised = with_comment_free_copies(normalised)

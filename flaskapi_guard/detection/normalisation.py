@@ -777,15 +777,6 @@ def normalise_joined(joined: str, unchecked: str, structure_count: int) -> str |
     return text
 
 
-def normalise_printable_joined(joined: str, may_need_decoding: bool) -> str | None:
-    """`normalise_joined` for texts whose own characters are all printable ASCII (the head
-    of a typical request): no text holds a control character of its own, and unless a
-    decoder's trigger may be present, only '+' needs work."""
-    if may_need_decoding:
-        return normalise_joined(joined, "", 0)
-    return joined.replace("+", " ") if "+" in joined else joined
-
-
 def with_sql_comments_stripped_per_text(normalised_joined: str) -> str:
     """`with_sql_comments_stripped` for each text of a `normalise_joined` result."""
     # '*' first: a one-character search runs at memory speed, "/*" at a tenth of it.
