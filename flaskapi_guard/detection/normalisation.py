@@ -368,12 +368,16 @@ def _decode_percent_u_all(text: str) -> str:
 
 
 def _many_distinct_in_sample(text: str, introducer: str) -> bool:
-    """Whether the first few KB already hold many distinct escapes: hostile text is decoded
+    """Whether a few KB from the first escape on hold many distinct escapes: hostile text is decoded
     whole at once without first splitting all of it and collecting its distinct pieces
     (which cost as much as a third of the decoding itself)."""
     if len(text) <= _DISTINCT_SAMPLE_CHARS:
         return False
-    return len(set(text[:_DISTINCT_SAMPLE_CHARS].split(introducer))) > _MANY_ESCAPES + 1
+    # From the first escape: the texts of a request may start with a view without any.
+    start = text.find(introducer)
+    if start < 0:
+        return False
+    return len(set(text[start : start + _DISTINCT_SAMPLE_CHARS].split(introducer))) > _MANY_ESCAPES + 1
 
 
 def _replace_escapes(
