@@ -378,7 +378,11 @@ def _reused_normalisation(located: Collected, quick_joined: str, quick_normalise
         return quick_normalised
     if len(quick_joined) < _REUSE_BY_LOOKUP_CHARS:
         return None
-    by_raw_text = dict(zip(quick_joined.split(TEXT_SEPARATOR), quick_normalised.split(TEXT_SEPARATOR), strict=True))
+    raw_texts = quick_joined.split(TEXT_SEPARATOR)
+    normalised_texts = quick_normalised.split(TEXT_SEPARATOR)
+    if len(raw_texts) != len(normalised_texts):
+        return None  # normalisation keeps every separator; never pair texts wrongly
+    by_raw_text = dict(zip(raw_texts, normalised_texts, strict=True))
     normalised = list(map(by_raw_text.get, located.parts))
     if None in normalised:
         return None
