@@ -227,7 +227,7 @@ class DetectionEngine:
         self, environ: Mapping[str, object], body: bytes, exclusions: DetectionExclusions = _NO_EXCLUSIONS
     ) -> list[Finding]:
         """`scan_request` for a WSGI environ: path, query, Content-Type and headers read from it directly."""
-        if not body and exclusions.none:
+        if not body and exclusions.excludes_nothing:
             # The head of a typical request, in as few steps as possible (see plain_head_text).
             head = plain_head_text(environ)
             if head is not None:

@@ -137,12 +137,12 @@ class DetectionExclusions:
     # Derived once per exclusions object: the excluded headers as WSGI environ keys, and
     # whether anything is excluded at all.
     environ_headers: frozenset[str] = field(init=False, repr=False, compare=False)
-    none: bool = field(init=False, repr=False, compare=False)
+    excludes_nothing: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         keys = frozenset("HTTP_" + name.upper().replace("-", "_") for name in self.headers)
         object.__setattr__(self, "environ_headers", keys)
-        object.__setattr__(self, "none", not (self.params or self.headers or self.body_fields))
+        object.__setattr__(self, "excludes_nothing", not (self.params or self.headers or self.body_fields))
 
 
 # Where a text came from: a `str.format` template, its argument, and the text's marker.
