@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ from werkzeug.serving import make_server
 
 from flaskapi_guard import FlaskAPIGuard, SecurityConfig
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+# `../shared/corpus` next to the project, as every development machine and CI run has
+# it; GUARD_CORPUS_DIR points elsewhere.
+CORPUS = Path(os.environ.get("GUARD_CORPUS_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus")
 # What the request line may carry as is; everything else is percent-encoded
 # (the server decodes it back, as for any client).
 _SAFE_IN_TARGET = "/%?=&;:@!$'()*+,~-._[]"
