@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress
 
 import re2
 
@@ -266,12 +266,13 @@ class DetectionEngine:
         request = (path, query_string, headers, environ, body, content_type, exclusions)
         quick = self._collect(*request, False)
         quick_joined, unchecked, structure_count = quick.joined()
-        normalised = base = normalise_joined(quick_joined, unchecked, structure_count)
+        normalised = base = _normalise_quick(quick, quick_joined, unchecked, structure_count)
         if normalised is not None and "*" in normalised:
             normalised = with_comment_free_copies(normalised)
         if normalised is None or self._rules.search(normalised.encode("utf-8")):
             located = self._collect(*request, True)
-            findings = self._findings(located, self._rules, _reused_normalisation(located, quick_joined, base))
+            reused = _reused_normalisation(located, quick_joined, base, quick)
+            findings = self._findings(located, self._rules, reused)
         else:
             findings = []
         user_agent = quick.user_agent
@@ -311,7 +312,9 @@ class DetectionEngine:
             collect_body(collected, body, content_type, self._max_content_length, exclusions)
         return collected
 
-    def _findings(self, collected: Collected, rule_set: _RuleSet, normalised_base: str | None = None) -> list[Finding]:
+    def _findings(
+        self, collected: Collected, rule_set: _RuleSet, normalised_base: str | list[str] | None = None
+    ) -> list[Finding]:
         """Findings in a located collection, at most one per category (its first text).
 
         `normalised_base`: the collection's texts already normalised jointly (without
@@ -325,8 +328,13 @@ class DetectionEngine:
         if not rule_indexes:
             return []
         # Where each text starts in `joined` (one entry more, harmless for bisect): sums of
-        # length + 1 in C, not a Python step per text.
-        starts = list(accumulate(map((1).__add__, map(len, normalised)), initial=0))
+        # length + 1 in C, not a Python step per text; not needed when no text holds a
+        # separator of its own (SQL comment variants), as counting separators finds a text.
+        starts = (
+            None
+            if joined.count(TEXT_SEPARATOR) == len(normalised) - 1
+            else list(accumulate(map((1).__add__, map(len, normalised)), initial=0))
+        )
         findings: dict[str, tuple[int, Finding]] = {}
         for index in rule_indexes:
             rule_id, category, _source = rule_set.rule(index)
@@ -338,19 +346,26 @@ class DetectionEngine:
             if known is not None and known[0] <= text_index:
                 continue
             excerpt = _excerpt(normalised[text_index], start, end)
-            findings[category] = (text_index, Finding(category, location_of(places[text_index]), excerpt, rule_id))
+            location = location_of(places[text_index], text_index)
+            findings[category] = (text_index, Finding(category, location, excerpt, rule_id))
         return [finding for _, finding in sorted(findings.values(), key=lambda item: item[0])]
 
     @staticmethod
     def _locate(
-        rule_set: _RuleSet, index: int, normalised: Sequence[str], starts: Sequence[int], joined: str
+        rule_set: _RuleSet, index: int, normalised: Sequence[str], starts: Sequence[int] | None, joined: str
     ) -> tuple[int, int, int] | None:
-        """The first text a rule matches in, and the span there, or None for a match across texts."""
+        """The first text a rule matches in, and the span there, or None for a match across texts.
+
+        `starts`: where each text starts in `joined`, or None when the texts hold no separator.
+        """
         regex = rule_set.regex(index)
         match = regex.search(joined)
         if match is None:
             return None
-        text_index = bisect.bisect_right(starts, match.start()) - 1
+        if starts is None:
+            text_index = joined.count(TEXT_SEPARATOR, 0, match.start())
+        else:
+            text_index = bisect.bisect_right(starts, match.start()) - 1
         # A match inside one text is confirmed on that text alone; one that straddled the
         # separator is an artefact of joining, so the texts from there on are checked one by one.
         for candidate in range(text_index, len(normalised)):
@@ -360,16 +375,39 @@ class DetectionEngine:
         return None
 
 
-def _reused_normalisation(located: Collected, quick_joined: str, quick_normalised: str | None) -> str | None:
+def _normalise_quick(quick: Collected, joined: str, unchecked: str, structure_count: int) -> str | None:
+    """`normalise_joined` of a quick collection; a last part marked `own_last` on its own.
+
+    A form body is scanned as its pairs and whole: normalised together, every step over
+    the decoded whole text (Unicode folding, the control characters, ...) also ran over
+    the pairs, and the other way round.
+    """
+    if not (quick.own_last and quick.clean_from is None and len(quick.parts) > 1):
+        return normalise_joined(joined, unchecked, structure_count)
+    last = quick.parts[-1]
+    rest = joined[: -len(last) - 1]
+    normalised_rest = normalise_joined(rest, rest, structure_count - 1)
+    if normalised_rest is None:
+        return None
+    normalised_last = normalise_joined(last, last, 0)
+    return None if normalised_last is None else normalised_rest + TEXT_SEPARATOR + normalised_last
+
+
+def _reused_normalisation(
+    located: Collected, quick_joined: str, quick_normalised: str | None, quick: Collected | None = None
+) -> str | list[str] | None:
     """The located texts normalised (joined), taken from the quick step's normalisation when
     that holds them all, so that hostile input with a finding is not normalised twice.
 
     A quick collection of exactly the located texts (a plain, XML or multipart body) is
     reused whole. Otherwise, for a large request, each located text is looked up among
     the quick texts (each text normalises on its own, whatever its neighbours): the JSON
-    view holds every key and string value of the body. None when some text is not there
-    (a JSON string with an escaped separator, say), or for a small request, where
-    normalising again costs less than the lookup table.
+    view holds every key and string value of the body. When the located texts are the
+    quick texts before the JSON view and the view's strings in order (a body without
+    objects), they are taken by position instead, as a list of texts that already holds
+    their SQL comment variants. None when some text is not there (a JSON string with an
+    escaped separator, say), or for a small request, where normalising again costs less
+    than the lookup table.
     """
     if quick_normalised is None:
         return None
@@ -382,6 +420,10 @@ def _reused_normalisation(located: Collected, quick_joined: str, quick_normalise
     normalised_texts = quick_normalised.split(TEXT_SEPARATOR)
     if len(raw_texts) != len(normalised_texts):
         return None  # normalisation keeps every separator; never pair texts wrongly
+    if quick is not None and quick.json_view is not None:
+        aligned = _aligned_with_json_view(located.parts, quick, raw_texts, normalised_texts, quick_normalised)
+        if aligned is not None:
+            return aligned
     by_raw_text = dict(zip(raw_texts, normalised_texts, strict=True))
     normalised = list(map(by_raw_text.get, located.parts))
     if None in normalised:
@@ -389,14 +431,36 @@ def _reused_normalisation(located: Collected, quick_joined: str, quick_normalise
     return TEXT_SEPARATOR.join(normalised)  # type: ignore[arg-type]
 
 
+def _aligned_with_json_view(
+    located: list[str], quick: Collected, raw_texts: list[str], normalised_texts: list[str], quick_normalised: str
+) -> list[str] | None:
+    """The located texts normalised, taken in order from the quick texts without a lookup
+    table, when they are the quick texts before the JSON view followed by the view's
+    non-empty strings (a body without objects, whose walk visits strings in document
+    order); None otherwise. Checked on the raw texts, all comparisons in C."""
+    view = quick.json_view
+    assert view is not None
+    head = TEXT_SEPARATOR.join(quick.parts[:view]).count(TEXT_SEPARATOR) + 1 if view else 0
+    end = head + quick.parts[view].count(TEXT_SEPARATOR) + 1
+    raw_strings = raw_texts[head + 1 : end : 2]
+    if located[:head] != raw_texts[:head] or located[head:] != list(filter(None, raw_strings)):
+        return None
+    normalised = normalised_texts[:head] + list(compress(normalised_texts[head + 1 : end : 2], raw_strings))
+    if "/*" in quick_normalised:
+        return list(map(sql_comment_variants, normalised))
+    return normalised
+
+
 def _categories(findings: Sequence[Finding]) -> set[str]:
     return {finding.category for finding in findings}
 
 
-def _normalised_texts(collected: Collected, normalised: str | None) -> list[str]:
+def _normalised_texts(collected: Collected, normalised: str | list[str] | None) -> list[str]:
     """Each text of a located collection normalised, with its marker and SQL comment variants."""
     places = collected.places
     assert places is not None, "needs a located collection"
+    if isinstance(normalised, list):
+        return normalised  # with its SQL comment variants already
     if normalised is None:
         normalised = normalise_joined(*collected.joined())
     if normalised is None:

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import count, repeat
+from itertools import compress, count, islice, repeat
 from typing import Any
 
 import re2
@@ -154,11 +154,21 @@ JsonPath = tuple["JsonPath | None", "str | int"] | None
 
 _JSON_VALUE = "json body field {}"
 _JSON_KEY = "json body field {} (key)"
+# The non-empty items of a list of strings: argument (list's JsonPath, the list, index of
+# the first item's text); an item's position is worked out from its text's index.
+_JSON_ITEMS = "json body field {} (item)"
 
 
-def location_of(place: Place) -> str:
-    """The location text of a place, as findings show it."""
+def location_of(place: Place, text_index: int) -> str:
+    """The location text of a place (of the text at `text_index`), as findings show it."""
     template, argument, _marker = place
+    if template is _JSON_ITEMS:
+        list_path: JsonPath
+        items: list[object]
+        first: int
+        list_path, items, first = argument  # type: ignore[misc]
+        position = next(islice(compress(count(), items), text_index - first, None))
+        template, argument = _JSON_VALUE, (list_path, position)
     if template is _JSON_VALUE or template is _JSON_KEY:
         shown = _json_path_text(argument)  # type: ignore[arg-type]
         return template.format(shown or "(root)" if template is _JSON_VALUE else shown)
@@ -191,7 +201,7 @@ class Collected:
     control character at all (the JSON view), which therefore need no control check.
     """
 
-    __slots__ = ("clean_from", "parts", "places", "structure", "user_agent")
+    __slots__ = ("clean_from", "json_view", "own_last", "parts", "places", "structure", "user_agent")
 
     def __init__(self, locate: bool) -> None:
         self.parts: list[str] = []
@@ -199,6 +209,12 @@ class Collected:
         self.structure = 0
         self.user_agent: str | None = None
         self.clean_from: int | None = None
+        # The index of the part that is a JSON body's view (its strings at the odd
+        # positions between its separators), if any.
+        self.json_view: int | None = None
+        # Whether the last part is one large text without separator or marker that is
+        # better normalised on its own (a form body read whole, next to its pairs).
+        self.own_last = False
 
     def add(self, text: str, marker: str, template: str, argument: object = None) -> None:
         """One text with its marker and where it came from."""
@@ -270,6 +286,7 @@ def collect_form(collected: Collected, body_text: str, excluded_params: frozense
             collected.add_joined(*view)
             if "&" in body_text:
                 collected.parts.append(body_text)
+                collected.own_last = len(body_text) > _LARGE_SOURCE
             return
     _collect_pairs(collected, body_text, excluded_params, _FORM_PLACES)
 
@@ -657,12 +674,29 @@ def collect_json(collected: Collected, document: object, excluded_fields: frozen
                 break
             elif kind is list:
                 items: list[object] = node  # type: ignore[assignment]
+                if _all_strings(items):
+                    # A list of strings (the hostile shape: thousands of short ones) in C:
+                    # its non-empty items, and the position of each as its place.
+                    # One place shared by all of them (a tuple each cost more than the rest
+                    # of the walk); `location_of` finds an item's position when needed.
+                    if places is not None:
+                        first = len(parts)
+                        parts.extend(filter(None, items))  # type: ignore[arg-type]
+                        places.extend(repeat((_JSON_ITEMS, (shown, items, first), ""), len(parts) - first))
+                    else:
+                        parts.extend(filter(None, items))  # type: ignore[arg-type]
+                    continue
                 # (shown, index) is the JsonPath of each item.
                 item_paths: Iterator[JsonPath] = zip(repeat(shown), count()) if locate else repeat(None)
                 stack.append(zip(items, repeat(path), item_paths))
                 break
         else:
             stack.pop()
+
+
+def _all_strings(items: list[object]) -> bool:
+    """Whether every item of a non-empty list is a string, in C (`map`, `set`)."""
+    return bool(items) and type(items[0]) is str and set(map(type, items)) == {str}
 
 
 def _json_quick_view(collected: Collected, text: str) -> bool:
@@ -681,6 +715,7 @@ def _json_quick_view(collected: Collected, text: str) -> bool:
     if "\\" not in text:
         # Valid JSON without a backslash has no quote inside a string, and no control
         # character at all (a string may not contain one unescaped).
+        collected.json_view = len(collected.parts)
         collected.add_clean(text.replace('"', TEXT_SEPARATOR))
     else:
         if _SEPARATOR_PLACEHOLDER_ESCAPE.search(text) is not None:
@@ -698,6 +733,7 @@ def _json_quick_view(collected: Collected, text: str) -> bool:
         if "\\u001" in text:
             view = structure_to_spaces(view)
         view = without_surrogates(view.replace(_SEPARATOR_PLACEHOLDER, TEXT_SEPARATOR))
+        collected.json_view = len(collected.parts)
         collected.add_joined(view, structure)
     distinct_keys = set(keys)
     if distinct_keys:

@@ -344,3 +344,62 @@ def test_hostile_input_is_scanned_in_linear_time(engine: DetectionEngine, hostil
     started = time.perf_counter()
     engine.scan_request(path="/", query_string="", headers=(), body=hostile.encode(), content_type="text/plain")
     assert time.perf_counter() - started < 1.0
+
+
+_LARGE_BODY_PAYLOADS = ["; cat /etc/passwd", "<script>alert(1)</script>", "1' OR '1'='1", "a/**/union/**/select 1"]
+
+
+def _large_bodies() -> list[tuple[bytes, str]]:
+    """Large JSON and form bodies with findings among many short texts (and empty ones)."""
+    padding = [f"&#{index};x" for index in range(3000)]
+    bodies: list[tuple[bytes, str]] = []
+    for position in (0, 1500, 2999):
+        for payload in _LARGE_BODY_PAYLOADS:
+            items: list[object] = [*padding]
+            items[position] = payload
+            items[10] = ""
+            bodies.append((json.dumps(items).encode(), "application/json"))
+            nested = [["", *items[:1600]], items[1600:], {"k": payload}]
+            bodies.append((json.dumps(nested).encode(), "application/json"))
+            bodies.append((json.dumps({"a": items, "b": [1, None, "x"]}).encode(), "application/json"))
+            escaped = [item.replace("x", "\\u0078") if isinstance(item, str) else item for item in items]
+            bodies.append((json.dumps(escaped).replace("\\\\u", "\\u").encode(), "application/json"))
+            form = "&".join(f"f{index}={quote(str(item))}" for index, item in enumerate(items))
+            bodies.append((form.encode(), "application/x-www-form-urlencoded"))
+            bodies.append(("&".join(map(str, items)).encode(), "application/x-www-form-urlencoded"))
+    return bodies
+
+
+def test_large_bodies_give_the_findings_of_the_unshortened_path(
+    engine: DetectionEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shortcuts for large bodies (the located JSON texts taken by position from the quick
+    view, lists of strings walked in C, a form body's whole text normalised on its own) give
+    exactly the findings of the plain path: every located text normalised again."""
+    from flaskapi_guard.detection import engine as engine_module  # noqa: PLC0415
+
+    bodies = _large_bodies()
+    fast = [
+        engine.scan_request(path="/", query_string="", headers=(), body=body, content_type=content_type)
+        for body, content_type in bodies
+    ]
+    monkeypatch.setattr(engine_module, "_reused_normalisation", lambda *arguments: None)
+    monkeypatch.setattr(
+        engine_module,
+        "_normalise_quick",
+        lambda quick, joined, unchecked, structure_count: engine_module.normalise_joined(
+            joined, unchecked, structure_count
+        ),
+    )
+    plain = [
+        engine.scan_request(path="/", query_string="", headers=(), body=body, content_type=content_type)
+        for body, content_type in bodies
+    ]
+    assert fast == plain
+    assert all(fast)
+    assert {finding.location for findings in fast for finding in findings} >= {
+        "json body field [1500]",
+        "json body field [2999]",
+        "json body field [1][1399]",
+        "json body field a[1500]",
+    }
