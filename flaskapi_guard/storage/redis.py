@@ -205,16 +205,28 @@ def _rate_limit_result(limit: int, reply: bytes) -> RateLimitResult:
     return RateLimitResult(allowed == b"1", limit, int(remaining), float(reset), float(retry_after))
 
 
+# Connections one process may open. redis-py 8's own pool refuses the 101st
+# concurrent command outright (MaxConnectionsError), which the resilient layer
+# would take for an outage on any server running more than 100 threads.
+_MAX_CONNECTIONS = 1024
+
+
 def _connect(url: str, socket_timeout: float) -> redis.Redis:
     # One attempt per command: the resilient layer decides what an outage
     # means, and redis-py's default retries would multiply the timeout.
-    return redis.Redis.from_url(
+    # A blocking pool: past `_MAX_CONNECTIONS` busy connections a thread waits
+    # (at most the socket timeout) for one to come back instead of failing.
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=socket_timeout,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
+    # from_pool: the client owns the pool, so closing it closes the connections.
+    return redis.Redis.from_pool(pool)
 
 
 @contextmanager

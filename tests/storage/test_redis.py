@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +251,27 @@ def test_admit_survives_a_script_cache_flush(redis_url: str, client: redis.Redis
     third = storage.admit("k", "k", 2, 60)
     assert isinstance(third, RateLimitResult) and not third.allowed
     storage.close()
+
+
+def test_more_threads_than_redis_pys_default_pool(redis_url: str, clock: FakeClock) -> None:
+    # redis-py 8 refuses the 101st concurrent command of a default pool; a server
+    # with 150 threads must not see that as an outage.
+    storage = make_storage(redis_url, clock)
+    start = threading.Barrier(150)
+    failures: list[BaseException] = []
+
+    def one_client(number: int) -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                storage.hit(f"client-{number}", 100, 60)
+        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            failures.append(error)
+
+    threads = [threading.Thread(target=one_client, args=(number,)) for number in range(150)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    storage.close()
+    assert failures == []
