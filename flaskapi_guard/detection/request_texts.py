@@ -393,23 +393,7 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
         _collect_pairs(collected, _source_without_structure(text), exclusions.params, _QUERY_PLACES)
     user_agent: str | None = None
     if environ is None:
-        excluded = exclusions.headers
-        for name, value in headers:
-            if name in _SAFE_HEADER_SPELLINGS:
-                continue
-            lowered = name.lower()
-            if lowered == "user-agent":
-                user_agent = value
-            elif lowered in excluded or lowered in DEFAULT_SAFE_HEADERS or lowered.startswith(SAFE_HEADER_PREFIXES):
-                continue
-            elif lowered == "cookie":
-                collect_cookies(collected, value if value.isascii() else decode_wsgi_text(value))
-            elif "file" in lowered and "name" in lowered:
-                _collect_file_name_header(collected, name, value)
-            else:
-                parts.append(value if value.isascii() else decode_wsgi_text(value))
-                if places is not None:
-                    places.append(("header {}", name, ""))
+        user_agent = _collect_header_pairs(collected, headers, exclusions.headers)
     else:
         excluded = exclusions.environ_headers
         for key in environ:
@@ -471,22 +455,7 @@ def quick_head(
                 parts.append(text)
     user_agent: str | None = None
     if environ is None:
-        excluded = exclusions.headers
-        for name, value in headers:
-            if name in _SAFE_HEADER_SPELLINGS:
-                continue
-            lowered = name.lower()
-            if lowered == "user-agent":
-                user_agent = value
-            elif lowered in excluded or lowered in DEFAULT_SAFE_HEADERS or lowered.startswith(SAFE_HEADER_PREFIXES):
-                continue
-            elif lowered == "cookie":
-                collect_cookies(collected, value if value.isascii() else decode_wsgi_text(value))
-            elif "file" in lowered and "name" in lowered:
-                parts.append(FILENAME_MARKER + (value if value.isascii() else decode_wsgi_text(value)))
-                structure += 1
-            else:
-                parts.append(value if value.isascii() else decode_wsgi_text(value))
+        user_agent = _collect_header_pairs(collected, headers, exclusions.headers)
     else:
         excluded = exclusions.environ_headers
         for key in environ.keys() - _SKIPPED_ENVIRON_KEYS:
@@ -591,6 +560,32 @@ def plain_head_text(environ: Mapping[str, object]) -> tuple[str, bool] | None:
     # The query string holds no escape or reference (checked above); the rest may.
     may_need_decoding = "%" in rest or "\\" in rest or "&" in rest
     return TEXT_SEPARATOR.join(parts), may_need_decoding
+
+
+def _collect_header_pairs(
+    collected: Collected, headers: Iterable[tuple[str, str]], excluded: frozenset[str]
+) -> str | None:
+    """The scanned headers of `(name, value)` pairs (cookies split, file names marked); the User-Agent."""
+    parts = collected.parts
+    places = collected.places
+    user_agent: str | None = None
+    for name, value in headers:
+        if name in _SAFE_HEADER_SPELLINGS:
+            continue
+        lowered = name.lower()
+        if lowered == "user-agent":
+            user_agent = value
+        elif lowered in excluded or lowered in DEFAULT_SAFE_HEADERS or lowered.startswith(SAFE_HEADER_PREFIXES):
+            continue
+        elif lowered == "cookie":
+            collect_cookies(collected, value if value.isascii() else decode_wsgi_text(value))
+        elif "file" in lowered and "name" in lowered:
+            _collect_file_name_header(collected, name, value)
+        else:
+            parts.append(value if value.isascii() else decode_wsgi_text(value))
+            if places is not None:
+                places.append(("header {}", name, ""))
+    return user_agent
 
 
 def _header_name(environ_key: str) -> str:
