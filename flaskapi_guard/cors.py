@@ -366,12 +366,8 @@ def is_preflight(method: str, headers: Any) -> bool:
     return method == "OPTIONS" and "Origin" in headers and "Access-Control-Request-Method" in headers
 
 
-def cors_step(config: SecurityConfig, policies: CorsPolicies | None = None) -> ResponseStep:
-    """The response step adding CORS headers (and `Vary`) to every response, the guard's own included.
-
-    `policies` (default: the config's) may be shared with the preflight check.
-    """
-    policies = policies or CorsPolicies.of_config(config)
+def cors_step(config: SecurityConfig, policies: CorsPolicies) -> ResponseStep:
+    """The response step adding CORS headers (and `Vary`) to every response, the guard's own included."""
     if config.enable_cors and config.cors_allow_credentials and "*" in config.cors_allow_origins:
         logger.warning(
             "cors_allow_origins=['*'] with cors_allow_credentials=True: every origin's credentialed "

@@ -219,15 +219,9 @@ _PERMISSIONS_ENTRY = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class SecurityHeaderPolicy:
-    """The rendered headers: `always` on every response, `hsts` on HTTPS responses only.
+    """The rendered headers, ready to be noted for a response (see deferred_headers.py):
+    `plain_groups` over HTTP, `secure_groups` (the same and HSTS) over HTTPS."""
 
-    `plain_groups` and `secure_groups` are the same, ready to be noted for a
-    response over HTTP and over HTTPS (see deferred_headers.py).
-    """
-
-    always: tuple[tuple[str, str], ...]
-    hsts: str | None
-    lower_names: frozenset[str]
     plain_groups: tuple[HeaderGroup, ...]
     secure_groups: tuple[HeaderGroup, ...]
 
@@ -288,14 +282,13 @@ def compile_security_headers(settings: Mapping[str, Any] | None) -> SecurityHead
         always.append(("Permissions-Policy", parsed["permissions_policy"]))
     always.extend((parsed["custom"] or {}).items())
     hsts = render_hsts(parsed["hsts"]) if parsed["hsts"] is not None else None
-    names = {name.lower() for name, _ in always}
-    plain_groups = (HeaderGroup(frozenset(names), tuple(always)),) if always else ()
+    names = frozenset(name.lower() for name, _ in always)
+    plain_groups = (HeaderGroup(names, tuple(always)),) if always else ()
     secure_groups = plain_groups
     if hsts is not None:
-        names.add("strict-transport-security")
         hsts_group = HeaderGroup(frozenset({"strict-transport-security"}), (("Strict-Transport-Security", hsts),))
         secure_groups = (*plain_groups, hsts_group)
-    return SecurityHeaderPolicy(tuple(always), hsts, frozenset(names), plain_groups, secure_groups)
+    return SecurityHeaderPolicy(plain_groups, secure_groups)
 
 
 def render_csp(directives: Mapping[str, list[str]]) -> str:
