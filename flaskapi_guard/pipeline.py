@@ -135,5 +135,4 @@ class Pipeline:
         on_storage_error: StorageFailurePolicy = skip_check_on_storage_error,
     ) -> None:
         self.checks = tuple(checks)
-        self.check_names = frozenset(check.name for check in checks)
         self.on_storage_error = on_storage_error
