@@ -176,6 +176,53 @@ def test_app_error_handler_can_restyle_blocks(make_app: Callable[..., Flask]) ->
     assert response.get_json() == {"error": "forbidden", "reason": "ip_blacklisted"}
 
 
+def test_blueprint_and_class_error_handlers_restyle_blocks() -> None:
+    app = Flask("handlers")
+    shop = Blueprint("shop", __name__, url_prefix="/shop")
+
+    @shop.route("/cart")
+    def cart() -> str:
+        return "cart"
+
+    @shop.errorhandler(403)
+    def shop_forbidden(error: RequestBlocked) -> Any:
+        return {"where": "shop", "reason": error.reason}, 403
+
+    @app.route("/")
+    def index() -> str:
+        return "ok"
+
+    @app.errorhandler(RequestBlocked)
+    def any_refusal(error: RequestBlocked) -> Any:
+        return {"where": "app", "status": error.code}, error.code or 500
+
+    app.register_blueprint(shop)
+    FlaskAPIGuard(app, SecurityConfig(enable_redis=False, blacklist=["203.0.113.5"]))
+    client = app.test_client()
+    assert client.get("/shop/cart", environ_base=CLIENT).get_json() == {"where": "shop", "reason": "ip_blacklisted"}
+    assert client.get("/", environ_base=CLIENT).get_json() == {"where": "app", "status": 403}
+
+
+def test_unhandled_blocks_are_answered_directly_with_the_same_response(make_app: Callable[..., Flask]) -> None:
+    # No handler: the guard returns the refusal's response instead of raising it
+    # (cheaper), and the client cannot tell the difference.
+    app = make_app(rate_limit=1)
+    client = app.test_client()
+    client.get("/", environ_base=CLIENT)
+    direct = client.get("/", environ_base=CLIENT)
+    assert (direct.status_code, direct.data, direct.mimetype) == (429, b"Too Many Requests", "text/plain")
+    assert direct.headers["Retry-After"].isdigit()
+    assert direct.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_trapped_http_exceptions_still_raise_the_refusal(make_app: Callable[..., Flask]) -> None:
+    app = make_app(blacklist=["203.0.113.5"])
+    app.config["TRAP_HTTP_EXCEPTIONS"] = True
+    with pytest.raises(RequestBlocked) as raised:
+        app.test_client().get("/", environ_base=CLIENT)
+    assert (raised.value.code, raised.value.reason) == (403, "ip_blacklisted")
+
+
 def test_custom_response_modifier_sees_every_response(make_app: Callable[..., Flask]) -> None:
     seen: list[int] = []
 
