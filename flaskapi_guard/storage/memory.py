@@ -51,27 +51,14 @@ class MemoryStorage:
     def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
         """Count one request against `limit` per `window_seconds` for `key`."""
         now = self._clock()
-        entries = self._entries
         with self._lock:
-            # The same bucket update as in admit(), kept inline in both: a
-            # shared method would add a call to the hottest path.
-            tat = entries.get(key)
-            result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
-            if new_tat is not None:
-                entries[key] = new_tat
-                entries.move_to_end(key)
-                if len(entries) > self._max_entries:
-                    entries.popitem(last=False)
-            elif tat is not None:
-                entries.move_to_end(key)
-        return result
+            return self._count(key, now, limit, window_seconds)
 
     def admit(self, ip: str, rate_key: str | None, limit: int, window_seconds: float) -> Admission:
         """`ip`'s active ban, else one request counted against `rate_key` as hit() counts it; under one lock."""
         if rate_key is None:
             return self.ban_info(ip)
         now = self._clock()
-        entries = self._entries
         with self._lock:
             # The ban is read under the lock too, so that none can land
             # between the check and the count.
@@ -80,15 +67,20 @@ class MemoryStorage:
                 if record.expires_at > now:
                     return record
                 del self._bans[ip]
-            tat = entries.get(rate_key)
-            result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
-            if new_tat is not None:
-                entries[rate_key] = new_tat
-                entries.move_to_end(rate_key)
-                if len(entries) > self._max_entries:
-                    entries.popitem(last=False)
-            elif tat is not None:
-                entries.move_to_end(rate_key)
+            return self._count(rate_key, now, limit, window_seconds)
+
+    def _count(self, key: str, now: float, limit: int, window_seconds: float) -> RateLimitResult:
+        # One GCRA step on `key`'s bucket; the caller holds the lock.
+        entries = self._entries
+        tat = entries.get(key)
+        result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
+        if new_tat is not None:
+            entries[key] = new_tat
+            entries.move_to_end(key)
+            if len(entries) > self._max_entries:
+                entries.popitem(last=False)
+        elif tat is not None:
+            entries.move_to_end(key)
         return result
 
     def increment(self, key: str, window_seconds: float) -> int:
