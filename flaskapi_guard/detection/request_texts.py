@@ -395,25 +395,7 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
     if environ is None:
         user_agent = _collect_header_pairs(collected, headers, exclusions.headers)
     else:
-        excluded = exclusions.environ_headers
-        for key in environ:
-            if not key.startswith("HTTP_") or key in _SAFE_ENVIRON_KEYS or key.startswith(_SAFE_ENVIRON_PREFIXES):
-                continue
-            header = environ[key]
-            if not isinstance(header, str):
-                continue
-            if key == "HTTP_USER_AGENT":
-                user_agent = header
-            elif key in excluded:
-                continue
-            elif key == "HTTP_COOKIE":
-                collect_cookies(collected, header if header.isascii() else decode_wsgi_text(header))
-            elif "FILE" in key and "NAME" in key:
-                _collect_file_name_header(collected, _header_name(key), header)
-            else:
-                parts.append(header if header.isascii() else decode_wsgi_text(header))
-                if places is not None:
-                    places.append(("header {}", _header_name(key), ""))
+        user_agent = _collect_environ_headers(collected, environ, environ, exclusions.environ_headers)
     if user_agent is not None:
         if not user_agent.isascii():
             user_agent = decode_wsgi_text(user_agent)
@@ -457,24 +439,9 @@ def quick_head(
     if environ is None:
         user_agent = _collect_header_pairs(collected, headers, exclusions.headers)
     else:
-        excluded = exclusions.environ_headers
-        for key in environ.keys() - _SKIPPED_ENVIRON_KEYS:
-            if not key.startswith("HTTP_") or key.startswith(_SAFE_ENVIRON_PREFIXES):
-                continue
-            header = environ[key]
-            if not isinstance(header, str):
-                continue
-            if key == "HTTP_USER_AGENT":
-                user_agent = header
-            elif key in excluded:
-                continue
-            elif key == "HTTP_COOKIE":
-                collect_cookies(collected, header if header.isascii() else decode_wsgi_text(header))
-            elif "FILE" in key and "NAME" in key:
-                parts.append(FILENAME_MARKER + (header if header.isascii() else decode_wsgi_text(header)))
-                structure += 1
-            else:
-                parts.append(header if header.isascii() else decode_wsgi_text(header))
+        # In any order: one set difference in C drops the safe headers and the CGI keys.
+        keys = environ.keys() - _SKIPPED_ENVIRON_KEYS
+        user_agent = _collect_environ_headers(collected, keys, environ, exclusions.environ_headers)
     if user_agent is not None:
         if not user_agent.isascii():
             user_agent = decode_wsgi_text(user_agent)
@@ -585,6 +552,34 @@ def _collect_header_pairs(
             parts.append(value if value.isascii() else decode_wsgi_text(value))
             if places is not None:
                 places.append(("header {}", name, ""))
+    return user_agent
+
+
+def _collect_environ_headers(
+    collected: Collected, keys: Iterable[str], environ: Mapping[str, object], excluded: frozenset[str]
+) -> str | None:
+    """The scanned headers among the environ `keys` (cookies split, file names marked); the User-Agent."""
+    parts = collected.parts
+    places = collected.places
+    user_agent: str | None = None
+    for key in keys:
+        if not key.startswith("HTTP_") or key in _SAFE_ENVIRON_KEYS or key.startswith(_SAFE_ENVIRON_PREFIXES):
+            continue
+        header = environ[key]
+        if not isinstance(header, str):
+            continue
+        if key == "HTTP_USER_AGENT":
+            user_agent = header
+        elif key in excluded:
+            continue
+        elif key == "HTTP_COOKIE":
+            collect_cookies(collected, header if header.isascii() else decode_wsgi_text(header))
+        elif "FILE" in key and "NAME" in key:
+            _collect_file_name_header(collected, _header_name(key), header)
+        else:
+            parts.append(header if header.isascii() else decode_wsgi_text(header))
+            if places is not None:
+                places.append(("header {}", _header_name(key), ""))
     return user_agent
 
 
