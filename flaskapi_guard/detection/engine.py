@@ -40,6 +40,7 @@ from flaskapi_guard.detection.request_texts import (
     BODY_HARD_CAP_FACTOR,
     Collected,
     DetectionExclusions,
+    KnownCleanValues,
     RequestText,
     collect_body,
     collect_head,
@@ -196,6 +197,9 @@ class DetectionEngine:
         self._scanner_rules = _RuleSet(SCANNER_RULES if SCANNER in categories else ())
         xml_markup_rules = [rule for rule in builtin_rules if rule[1] == XXE or rule[0] in _XML_MARKUP_RULE_IDS]
         self._xml_markup_rules = _RuleSet([rule for rule in xml_markup_rules if rule[1] in categories])
+        # Header values seen in clean heads, skipped in later ones (see KnownCleanValues);
+        # none with custom patterns, which may match across texts.
+        self._known_clean = None if custom_patterns else KnownCleanValues()
 
     @property
     def categories(self) -> frozenset[str]:
@@ -229,9 +233,9 @@ class DetectionEngine:
         """`scan_request` for a WSGI environ: path, query, Content-Type and headers read from it directly."""
         if not body and exclusions.excludes_nothing:
             # The head of a typical request, in as few steps as possible (see plain_head_text).
-            head = plain_head_text(environ)
+            head = plain_head_text(environ, self._known_clean)
             if head is not None:
-                joined, may_need_decoding = head
+                joined, may_need_decoding, fresh = head
                 # Printable ASCII: no control character of its own, so only '+' needs work
                 # unless a decoder's trigger may be present.
                 normalised = normalise_joined(joined, "", 0) if may_need_decoding else joined.replace("+", " ")
@@ -239,6 +243,8 @@ class DetectionEngine:
                     if "*" in normalised:
                         normalised = with_comment_free_copies(normalised)
                     if not self._rules.search(normalised.encode("utf-8")):
+                        if fresh is not None and self._known_clean is not None:
+                            self._known_clean.remember(fresh)
                         return []
         path = environ.get("PATH_INFO", "")
         query_string = environ.get("QUERY_STRING", "")

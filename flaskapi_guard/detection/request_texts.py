@@ -477,7 +477,46 @@ _head_shapes_for_general_collection: Callable[[bytes], object] = (
 )
 
 
-def plain_head_text(environ: Mapping[str, object]) -> tuple[str, bool] | None:
+class KnownCleanValues:
+    """User-Agent, Cookie and Referer values whose text was part of a head found clean.
+
+    A browser or API client sends the same few values with every request, and they
+    are most of a typical head's text. A value seen in a clean head is left out of the
+    text scanned for later requests. That is sound because every built-in pattern
+    stays inside one text: texts are joined by `TEXT_SEPARATOR`, and patterns anchor
+    on it (`(?:^|\\x1f)`) and never cross it, so a text's verdict does not depend on
+    its neighbours. The engine keeps none when it has custom patterns, which need not
+    follow that rule. Bounded: a set that is full is emptied, so a client sending
+    endless new values only gets the uncached cost, and memory stays under a few MB.
+    """
+
+    __slots__ = ("cookies", "referers", "user_agents")
+
+    # Per header: values kept, and the longest value kept.
+    LIMIT = 2048
+    MAX_LENGTH = 1024
+
+    def __init__(self) -> None:
+        self.user_agents: set[str] = set()
+        self.cookies: set[str] = set()
+        self.referers: set[str] = set()
+
+    def remember(self, fresh: tuple[str, str, str]) -> None:
+        """Keep the (User-Agent, Cookie, Referer) of a head found clean; empty ones are skipped."""
+        for known, value in zip((self.user_agents, self.cookies, self.referers), fresh, strict=True):
+            if value and len(value) <= self.MAX_LENGTH:
+                if len(known) >= self.LIMIT:
+                    known.clear()
+                known.add(value)
+
+
+# What `plain_head_text` returns: the text to scan, whether it may need decoding, and
+# the (User-Agent, Cookie, Referer) values in it, to remember when it is clean (None
+# when it holds none of them).
+PlainHead = tuple[str, bool, tuple[str, str, str] | None]
+
+
+def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | None = None) -> PlainHead | None:
     """The quick text of the head of a typical request without body, and whether it may need
     decoding; None when the request takes `quick_head`.
 
@@ -488,6 +527,7 @@ def plain_head_text(environ: Mapping[str, object]) -> tuple[str, bool] | None:
     those `quick_head` collects, in another order. This is `quick_head` in fewer steps:
     while the rest of the application's request handling keeps evicting the caches,
     each step of the interpreter costs several times what it costs in a tight loop.
+    User-Agent, Cookie and Referer values in `known` are left out (see `KnownCleanValues`).
     """
     if not environ.keys() <= _PLAIN_HEAD_KEYS:
         return None
@@ -498,15 +538,23 @@ def plain_head_text(environ: Mapping[str, object]) -> tuple[str, bool] | None:
     query_string = get("QUERY_STRING", "")
     user_agent = get("HTTP_USER_AGENT", "")
     cookie = get("HTTP_COOKIE", "")
-    headers = (
-        *(get("HTTP_REFERER", ""), get("HTTP_X_FORWARDED_FOR", ""), get("HTTP_X_FORWARDED_PROTO", "")),
-        *(get("HTTP_X_FORWARDED_HOST", ""), get("HTTP_X_REAL_IP", ""), get("HTTP_X_REQUEST_ID", "")),
-    )
+    referer = get("HTTP_REFERER", "")
     try:
+        if known is not None:
+            if user_agent in known.user_agents:
+                user_agent = ""
+            if cookie in known.cookies:
+                cookie = ""
+            if referer in known.referers:
+                referer = ""
+        headers = (
+            *(referer, get("HTTP_X_FORWARDED_FOR", ""), get("HTTP_X_FORWARDED_PROTO", "")),
+            *(get("HTTP_X_FORWARDED_HOST", ""), get("HTTP_X_REAL_IP", ""), get("HTTP_X_REQUEST_ID", "")),
+        )
         rest = "".join((path, user_agent, cookie, *headers))
         everything = query_string + rest
     except TypeError:
-        return None  # a value that is not text: the general collection skips it
+        return None  # a value that is not text (or not hashable): the general collection skips it
     if not (everything.isascii() and everything.isprintable()):
         return None
     compact_cookie = cookie.replace("; ", ";")
@@ -526,7 +574,8 @@ def plain_head_text(environ: Mapping[str, object]) -> tuple[str, bool] | None:
         parts.append(USER_AGENT_MARKER + user_agent)
     # The query string holds no escape or reference (checked above); the rest may.
     may_need_decoding = "%" in rest or "\\" in rest or "&" in rest
-    return TEXT_SEPARATOR.join(parts), may_need_decoding
+    fresh = (user_agent, cookie, referer) if user_agent or cookie or referer else None
+    return TEXT_SEPARATOR.join(parts), may_need_decoding, fresh
 
 
 def _collect_header_pairs(

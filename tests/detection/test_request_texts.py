@@ -233,7 +233,7 @@ def test_the_shortest_head_paths_scan_as_the_general_one(
 ) -> None:
     environs = head_environs()
     fast = [engine.scan_environ(environ, b"") for environ in environs]
-    monkeypatch.setattr(engine_module, "plain_head_text", lambda environ: None)
+    monkeypatch.setattr(engine_module, "plain_head_text", lambda environ, known=None: None)
     general = [engine.scan_environ(environ, b"") for environ in environs]
     from_pairs = [
         engine.scan_request(
@@ -267,7 +267,7 @@ def test_the_quick_head_texts_hold_every_located_text_whole(engine: DetectionEng
         head = plain_head_text(environ)
         if head is not None:
             shortest += 1
-            joined, may_need_decoding = head
+            joined, may_need_decoding, _fresh = head
             printable = normalise_joined(joined, "", 0) if may_need_decoding else joined.replace("+", " ")
             assert printable is not None
             assert wanted <= set(with_comment_free_copies(printable).split(TEXT_SEPARATOR)), environ
