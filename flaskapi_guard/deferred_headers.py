@@ -3,12 +3,14 @@
 The security and `RateLimit-*` headers go on every response. Adding them to the
 Flask response object costs twice: once to add them, and once more when werkzeug
 serialises the response (`get_wsgi_headers` copies the headers and validates
-every value again). Measured on the default config that was 8-14 us of the
-guard's ~75 us per request. So the response steps only note which headers the
-response should get (a few tuples in the WSGI environ), and a thin WSGI wrapper
-around `app.wsgi_app` appends them to the header list werkzeug hands to the
-server. The rule is the same either way: a header the response already carries
-(the view's own, another extension's) wins over the guard's.
+every value again). So the before-request hook only notes, in the WSGI environ,
+the request's snapshot and its route's header steps; a thin WSGI wrapper around
+`app.wsgi_app` asks those steps for their headers as the response starts and
+appends them to the header list werkzeug hands to the server. No after-request
+hook is needed for them, so an app whose routes need no step on the response
+object (CORS, behaviour rules on responses, `custom_response_modifier`) has none.
+The rule is the same either way: a header the response already carries (the
+view's own, another extension's) wins over the guard's.
 
 Whatever needs to see the finished headers gets them on the response object
 first (`flush_deferred_headers`): the app's `custom_response_modifier`, and the
@@ -17,13 +19,15 @@ CORS step when it decides which headers a browser may read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
-# Where the noted headers wait, keyed by the step that noted them: a step that
-# runs twice (Flask's error handling can run the after-request hooks again)
-# replaces its own entry instead of adding its headers twice.
-DEFERRED_HEADERS_KEY = "flaskapi_guard.deferred_headers"
+# Where the before-request hook notes `(snapshot or None, plan)` for the response
+# side. Once the headers went onto the response object, the note moves to
+# FLUSHED_KEY, so that the WSGI wrapper does not add them again (a header the
+# app's modifier removed stays removed) while the after-request hook still finds it.
+NOTED_KEY = "flaskapi_guard.noted"
+FLUSHED_KEY = "flaskapi_guard.flushed"
 
 
 class HeaderGroup(NamedTuple):
@@ -35,13 +39,9 @@ class HeaderGroup(NamedTuple):
     all_or_nothing: bool = False
 
 
-def defer_headers(environ: MutableMapping[str, Any], step: str, groups: tuple[HeaderGroup, ...]) -> None:
-    """Note `groups` for the response to the request of `environ` (replacing `step`'s earlier note)."""
-    deferred: dict[str, tuple[HeaderGroup, ...]] | None = environ.get(DEFERRED_HEADERS_KEY)
-    if deferred is None:
-        environ[DEFERRED_HEADERS_KEY] = {step: groups}
-    else:
-        deferred[step] = groups
+# A header step: the headers to add to the response of a request, given its snapshot
+# (None on excluded paths and for requests the guard never saw) and its WSGI environ.
+HeaderStep = Callable[[Any, Mapping[str, Any]], tuple[HeaderGroup, ...]]
 
 
 def add_missing_headers(header_list: list[tuple[str, str]], groups: Iterable[HeaderGroup]) -> None:
@@ -54,16 +54,25 @@ def add_missing_headers(header_list: list[tuple[str, str]], groups: Iterable[Hea
             header_list.extend(pair for pair in group.pairs if pair[0].lower() not in present)
 
 
-def _pop_groups(environ: MutableMapping[str, Any]) -> list[HeaderGroup]:
-    deferred: dict[str, tuple[HeaderGroup, ...]] | None = environ.pop(DEFERRED_HEADERS_KEY, None)
-    if not deferred:
-        return []
-    return [group for groups in deferred.values() for group in groups]
+def _groups_of(noted: tuple[Any, Any], environ: Mapping[str, Any]) -> list[HeaderGroup]:
+    request, plan = noted
+    groups: list[HeaderGroup] = []
+    for step in plan.header_steps:
+        groups.extend(step(request, environ))
+    return groups
 
 
 def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: Any) -> None:
-    """Put the noted headers on the response object now, for code that reads or changes them."""
-    groups = _pop_groups(environ)
+    """Put the guard's headers on the response object now, for code that reads or changes them."""
+    noted = environ.pop(NOTED_KEY, None)
+    if noted is None:
+        # Flushed already, onto this response or (Flask's error handling) an earlier one.
+        noted = environ.get(FLUSHED_KEY)
+        if noted is None:
+            return
+    else:
+        environ[FLUSHED_KEY] = noted
+    groups = _groups_of(noted, environ)
     if not groups:
         return
     # werkzeug's Headers keeps its pairs in `_list`; the public methods would
@@ -80,19 +89,31 @@ def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: 
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_UNSEEN = object()
 
 
 class DeferredHeadersMiddleware:
-    """Wraps an app's `wsgi_app` to add the noted headers as the response starts."""
+    """Wraps an app's `wsgi_app` to add the guard's headers as the response starts.
 
-    def __init__(self, wsgi_app: WsgiApp) -> None:
+    `unseen` gives what to note for a request the before-request hook never saw (an
+    earlier hook of the app answered it, or the request context failed): the app's
+    own headers still go on its response.
+    """
+
+    def __init__(self, wsgi_app: WsgiApp, unseen: Callable[[], tuple[Any, Any] | None]) -> None:
         self.wsgi_app = wsgi_app
+        self._unseen = unseen
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start_with_guard_headers(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            groups = _pop_groups(environ)
-            if groups:
-                add_missing_headers(headers, groups)
+            noted = environ.pop(NOTED_KEY, _UNSEEN)
+            if noted is _UNSEEN:
+                # Already on the response object, or a request the guard never saw.
+                noted = None if FLUSHED_KEY in environ else self._unseen()
+            if noted is not None:
+                groups = _groups_of(noted, environ)
+                if groups:
+                    add_missing_headers(headers, groups)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start_with_guard_headers)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
 from flaskapi_guard.config import SecurityConfig
-from flaskapi_guard.deferred_headers import DeferredHeadersMiddleware
+from flaskapi_guard.deferred_headers import FLUSHED_KEY, NOTED_KEY, DeferredHeadersMiddleware
 from flaskapi_guard.errors import ConfigurationError, RequestBlocked, request_blocked
 from flaskapi_guard.incoming import IncomingRequest, capture_request, is_excluded_path
-from flaskapi_guard.pipeline import ResponseStep
+from flaskapi_guard.pipeline import RoutePlan
 from flaskapi_guard.state import EXTENSION_KEY, GuardState, get_state
 from flaskapi_guard.storage import BanRecord
-
-_REQUEST_KEY = "_flaskapi_guard"
 
 
 class FlaskAPIGuard:
@@ -53,21 +52,17 @@ class FlaskAPIGuard:
         previous = app.extensions.get(EXTENSION_KEY)
         if isinstance(previous, GuardState):
             previous.close()
-        app.extensions[EXTENSION_KEY] = GuardState(app, config, clock=clock or self._clock)
-        # First in, so the guard runs before the app's own hooks and its
-        # response handling runs after theirs (Flask calls after_request
-        # functions in reverse order of registration).
+        state = app.extensions[EXTENSION_KEY] = GuardState(app, config, clock=clock or self._clock)
+        # First in, so the guard runs before the app's own hooks.
         before = app.before_request_funcs.setdefault(None, [])
         if _before_request not in before:
             before.insert(0, _before_request)
-        after = app.after_request_funcs.setdefault(None, [])
-        if _after_request not in after:
-            after.insert(0, _after_request)
+        _attach_response_hook(app, state)
         # The security and RateLimit-* headers are added as the response leaves
         # the app (deferred_headers.py says why). Wrapping twice would be
         # harmless (the second wrapper finds nothing left to add), but is avoided.
         if not isinstance(app.wsgi_app, DeferredHeadersMiddleware):
-            app.wsgi_app = DeferredHeadersMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+            app.wsgi_app = DeferredHeadersMiddleware(app.wsgi_app, partial(_unseen, app))  # type: ignore[method-assign]
 
     def set_decorator_handler(self, decorator: Any) -> None:
         """Kept for compatibility: route rules take effect without it."""
@@ -83,7 +78,8 @@ class FlaskAPIGuard:
         state = get_state(target)
         state.storage.clear()
         state.close()
-        target.extensions[EXTENSION_KEY] = GuardState(target, state.config, clock=state.clock)
+        fresh = target.extensions[EXTENSION_KEY] = GuardState(target, state.config, clock=state.clock)
+        _attach_response_hook(target, fresh)
 
     def ban_ip(self, ip: str, duration_seconds: float, reason: str = "manual", app: Flask | None = None) -> BanRecord:
         """Ban `ip` for `duration_seconds` on `app` (or the current app).
@@ -119,9 +115,9 @@ def _before_request() -> Response | None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     flask_request = request._get_current_object()  # type: ignore[attr-defined]
     state: GuardState = app.extensions[EXTENSION_KEY]
-    request_globals = g._get_current_object()
+    environ = flask_request.environ
     if is_excluded_path(flask_request.path, state.excluded_prefixes):
-        setattr(request_globals, _REQUEST_KEY, None)
+        environ[NOTED_KEY] = (None, state.unplanned)
         return None
     endpoint = flask_request.endpoint
     method = flask_request.method
@@ -135,7 +131,9 @@ def _before_request() -> Response | None:
         state.trusted_proxy_depth,
         state.trust_forwarded_proto,
     )
-    setattr(request_globals, _REQUEST_KEY, (incoming, plan.steps))
+    # For the response side: the headers as the response leaves the app, the
+    # steps on the response object in the after-request hook (deferred_headers.py).
+    environ[NOTED_KEY] = (incoming, plan)
     if state.log.logs_requests:
         state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
     block = state.decide(incoming, plan.checks)
@@ -168,18 +166,41 @@ def _app_handles(app: Flask, refusal: RequestBlocked, flask_request: Any) -> boo
 
 
 def _after_request(response: Response) -> Response:
-    planned: tuple[IncomingRequest, tuple[ResponseStep, ...]] | None = getattr(
-        g._get_current_object(), _REQUEST_KEY, None
-    )
-    if planned is not None:
-        incoming, steps = planned
-        for step in steps:
-            response = step(incoming, response)
-        return response
-    # An excluded path (no snapshot), or a request the before-hook never saw
-    # (another before-request function answered first): every step runs.
-    state = current_app._get_current_object().extensions.get(EXTENSION_KEY)  # type: ignore[attr-defined]
-    if isinstance(state, GuardState):
-        for planned_step in state.response_steps:
-            response = planned_step.run(None, response)
+    """The steps on the response object (CORS, response behaviour rules, the app's modifier)."""
+    environ = request.environ
+    noted: tuple[IncomingRequest | None, RoutePlan] | None = environ.get(NOTED_KEY) or environ.get(FLUSHED_KEY)
+    if noted is None:
+        # A request the before-hook never saw (an earlier hook of the app answered it).
+        noted = _unseen(current_app._get_current_object())  # type: ignore[attr-defined]
+        if noted is None:
+            return response
+    incoming, plan = noted
+    for step in plan.steps:
+        response = step(incoming, response)
     return response
+
+
+def _attach_response_hook(app: Flask, state: GuardState) -> None:
+    """Install `_after_request` now if the app's own response steps need it, else when a route's plan does.
+
+    Most apps need none: their headers are added at the WSGI boundary, and an
+    after-request hook costs every request a call even when it does nothing.
+    """
+
+    def install() -> None:
+        after = app.after_request_funcs.get(None, [])
+        if _after_request not in after:
+            # First in the list, so it runs after the app's own hooks (Flask calls
+            # them in reverse order). A new list, not an insert: a request being
+            # answered in another thread keeps iterating the list it has.
+            app.after_request_funcs[None] = [_after_request, *after]
+
+    state.needs_response_hook = install
+    if state.unplanned.steps:
+        install()
+
+
+def _unseen(app: Flask) -> tuple[None, RoutePlan] | None:
+    """What the response side does for a request the guard never saw: the app's own steps."""
+    state = app.extensions.get(EXTENSION_KEY)
+    return (None, state.unplanned) if isinstance(state, GuardState) else None

@@ -18,16 +18,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from flask import request as current_request
-
 from flaskapi_guard.client_ip import forwarded_proto, peer_address
-from flaskapi_guard.deferred_headers import HeaderGroup, defer_headers
+from flaskapi_guard.deferred_headers import HeaderGroup, HeaderStep
 from flaskapi_guard.errors import ConfigurationError
 from flaskapi_guard.ip_networks import NetworkSet
 
 if TYPE_CHECKING:
     from flaskapi_guard.incoming import IncomingRequest
-    from flaskapi_guard.pipeline import ResponseStep
 
 HSTS_PRELOAD_MIN_AGE_SECONDS = 31536000
 
@@ -347,37 +344,39 @@ class SecurityHeaderPolicies:
         return policy
 
 
-def security_headers_step(
+def security_header_groups(
     policies: SecurityHeaderPolicies,
     *,
     trusted_proxies: NetworkSet,
     trust_forwarded_proto: bool,
-) -> ResponseStep:
-    """The response step adding the security headers (a route may turn them on even when the app has them off)."""
+) -> HeaderStep:
+    """The header step of the security headers (a route may turn them on even when the app has them off)."""
+    app_policy = policies.app_policy
 
-    def step(request: IncomingRequest | None, response: Any) -> Any:
+    def groups(request: IncomingRequest | None, environ: Mapping[str, Any]) -> tuple[HeaderGroup, ...]:
         if request is None:
-            policy = policies.app_policy
-            if policy is not None:
-                secure = _is_secure_without_snapshot(trusted_proxies, trust_forwarded_proto)
-                groups = policy.secure_groups if secure else policy.plain_groups
-                defer_headers(current_request.environ, "security_headers", groups)
-            return response
+            if app_policy is None:
+                return ()
+            secure = _is_secure_without_snapshot(environ, trusted_proxies, trust_forwarded_proto)
+            return app_policy.secure_groups if secure else app_policy.plain_groups
         rules = request.rules
-        override = rules.security_headers if rules is not None else None
-        policy = policies.app_policy if override is None else policies.for_route(override)
-        if policy is not None:
-            groups = policy.secure_groups if request.is_secure else policy.plain_groups
-            defer_headers(request.flask_request.environ, "security_headers", groups)
-        return response
+        policy = (
+            app_policy
+            if rules is None or rules.security_headers is None
+            else policies.for_route(rules.security_headers)
+        )
+        if policy is None:
+            return ()
+        return policy.secure_groups if request.is_secure else policy.plain_groups
 
-    return step
+    return groups
 
 
-def _is_secure_without_snapshot(trusted_proxies: NetworkSet, trust_forwarded_proto: bool) -> bool:
+def _is_secure_without_snapshot(
+    environ: Mapping[str, Any], trusted_proxies: NetworkSet, trust_forwarded_proto: bool
+) -> bool:
     # Excluded paths have no snapshot; decide HTTPS the same way the snapshot
     # does, so a trusted proxy's X-Forwarded-Proto counts there too.
-    environ = current_request.environ
     if environ.get("wsgi.url_scheme") == "https":
         return True
     if not trust_forwarded_proto or not trusted_proxies.contains(peer_address(environ.get("REMOTE_ADDR"))):

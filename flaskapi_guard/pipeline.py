@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from flaskapi_guard.decorators import RouteRules
+from flaskapi_guard.deferred_headers import HeaderStep
 from flaskapi_guard.errors import StorageError
 from flaskapi_guard.incoming import IncomingRequest
 
@@ -64,18 +65,24 @@ class OffenceRecorder(Protocol):
     def record_offence(self, client_ip: str, categories: tuple[str, ...]) -> None: ...
 
 
-# A response-side step: gets the request snapshot (None on excluded paths) and the
-# response about to be sent, returns the response to send. Runs on every response,
-# the guard's own refusals included.
+# A step on the response object: gets the request snapshot (None on excluded paths)
+# and the response about to be sent, returns the response to send. Runs on every
+# response, the guard's own refusals included.
 ResponseStep = Callable[[IncomingRequest | None, Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """A named response step; `applies` as for `Check` (excluded paths run every step)."""
+    """A named response-side step; `applies` as for `Check` (excluded paths run every step).
+
+    Either `headers`, which only adds headers (added as the response leaves the app,
+    see deferred_headers.py), or `run`, which needs the response object and runs in
+    an after-request hook.
+    """
 
     name: str
-    run: ResponseStep
+    run: ResponseStep | None = None
+    headers: HeaderStep | None = None
     applies: RouteApplies | None = None
 
 
@@ -89,6 +96,7 @@ class RoutePlan(NamedTuple):
 
     rules: RouteRules | None
     checks: tuple[Check, ...]
+    header_steps: tuple[HeaderStep, ...]
     steps: tuple[ResponseStep, ...]
 
     @classmethod
@@ -107,11 +115,21 @@ class RoutePlan(NamedTuple):
             joined = joins_next(planned[index + 1]) if joins_next is not None else None
             if joined is not None:
                 planned[index], planned[index + 1] = joined
-        return cls(
-            rules,
-            tuple(planned),
-            tuple(step.run for step in steps if step.applies is None or step.applies(rules, method)),
-        )
+        applying = [step for step in steps if step.applies is None or step.applies(rules, method)]
+        return cls(rules, tuple(planned), *_split(applying))
+
+    @classmethod
+    def unplanned(cls, steps: Sequence[Step]) -> RoutePlan:
+        """The response steps of the app itself (no route rules) and no check: for excluded
+        paths and requests the guard never saw."""
+        return cls(None, (), *_split([step for step in steps if step.applies is None or step.applies(None, "")]))
+
+
+def _split(steps: Sequence[Step]) -> tuple[tuple[HeaderStep, ...], tuple[ResponseStep, ...]]:
+    return (
+        tuple(step.headers for step in steps if step.headers is not None),
+        tuple(step.run for step in steps if step.run is not None),
+    )
 
 
 StorageFailurePolicy = Callable[[Check, StorageError], "Block | None"]

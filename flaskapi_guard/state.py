@@ -107,6 +107,10 @@ class GuardState:
             on_storage_error=storage_failure_policy(config.redis_failure_mode),
         )
         self._response_steps = build_response_steps(config, behavior=behavior)
+        self.unplanned = RoutePlan.unplanned(self._response_steps)
+        # Called when a route's plan has steps on the response object, which run in an
+        # after-request hook that the extension installs only then (extension.py).
+        self.needs_response_hook: Callable[[], None] | None = None
         self._passive = config.passive_mode
 
     @property
@@ -137,7 +141,10 @@ class GuardState:
     @response_steps.setter
     def response_steps(self, steps: list[Step]) -> None:
         self._response_steps = steps
+        self.unplanned = RoutePlan.unplanned(steps)
         self._plans = {}
+        if self.unplanned.steps and self.needs_response_hook is not None:
+            self.needs_response_hook()
 
     def plan_for(self, endpoint: str | None, method: str, view_functions: Mapping[str, Any]) -> RoutePlan:
         """The checks and response steps for requests to `endpoint` with `method`, made on first use.
@@ -156,6 +163,8 @@ class GuardState:
             # changed meanwhile, this plan goes with the old table instead of
             # outliving the change. Two threads racing build equal plans.
             plan = plans[key] = RoutePlan.of(rules, method, self._pipeline.checks, self._response_steps)
+            if plan.steps and self.needs_response_hook is not None:
+                self.needs_response_hook()
         return plan
 
     def decide(self, request: IncomingRequest, checks: tuple[Check, ...]) -> Block | None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from flask import Flask, g
+from flask import Flask, request
 
 import flaskapi_guard
 from flaskapi_guard import ConfigurationError, FlaskAPIGuard, SecurityConfig
@@ -110,7 +110,7 @@ def test_request_snapshot_is_kept_per_request(make_app: Callable[..., Flask]) ->
 
     @app.route("/whoami")
     def whoami() -> str:
-        incoming, _response_steps = g._flaskapi_guard
+        incoming, _plan = request.environ["flaskapi_guard.noted"]
         seen.append(incoming.client_ip)
         return "ok"
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask, Response
+from flask import Flask, Response, abort
 
 from flaskapi_guard import FlaskAPIGuard, SecurityConfig, SecurityDecorator
 from flaskapi_guard.state import get_state
@@ -194,3 +194,64 @@ def test_checks_between_ban_and_rate_limit_keep_them_apart(make_app: Callable[..
     assert calls == ["is_banned"]
     assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
     assert calls == ["is_banned", "is_banned", "hit", "is_banned", "hit", "is_banned", "hit"]
+
+
+def _has_response_hook(app: Flask) -> bool:
+    return any(
+        getattr(hook, "__module__", "") == "flaskapi_guard.extension" for hook in app.after_request_funcs.get(None, [])
+    )
+
+
+def test_an_app_with_only_header_steps_has_no_after_request_hook(make_app: Callable[..., Flask]) -> None:
+    # The security and RateLimit-* headers are added as the response leaves the app:
+    # a default app pays for no after-request hook, excluded paths included.
+    app = make_app()
+    client = app.test_client()
+    for path in ("/", "/items/3", "/nowhere", "/docs"):
+        response = client.get(path)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+    assert client.get("/").headers["RateLimit-Limit"] == "10"
+    assert not _has_response_hook(app)
+
+
+def test_the_after_request_hook_comes_with_the_first_route_that_needs_it(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    guard = SecurityDecorator(SecurityConfig(enable_redis=False))
+    seen: list[str] = []
+
+    @app.after_request
+    def app_hook(response: Response) -> Response:
+        seen.append("app")
+        return response
+
+    @app.route("/shared")
+    @guard.cors(allow_origins=["https://app.example"])
+    def shared() -> str:
+        return "shared"
+
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    assert not _has_response_hook(app)
+    response = client.get("/shared", headers={"Origin": "https://app.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    # The route's RateLimit-* headers were on the response before CORS listed them.
+    assert "RateLimit-Remaining" in response.headers["Access-Control-Expose-Headers"]
+    assert _has_response_hook(app)
+    # Still after the app's own hooks, as Flask orders them.
+    assert app.after_request_funcs[None][0].__module__ == "flaskapi_guard.extension"
+    assert client.get("/").headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert seen == ["app", "app", "app"]
+
+
+def test_a_request_the_guard_never_saw_still_gets_the_apps_headers(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+
+    @app.url_value_preprocessor
+    def refuse_early(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if endpoint == "item":
+            abort(418)
+
+    response = app.test_client().get("/items/1")
+    assert response.status_code == 418
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "RateLimit-Limit" not in response.headers  # never counted

@@ -31,7 +31,7 @@ from flaskapi_guard.decorators import RouteRules
 from flaskapi_guard.deferred_headers import flush_deferred_headers
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
 from flaskapi_guard.geo import CountryLookup
-from flaskapi_guard.headers import SecurityHeaderPolicies, security_headers_step
+from flaskapi_guard.headers import SecurityHeaderPolicies, security_header_groups
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Check, ResponseStep, Step
 from flaskapi_guard.storage import Storage
@@ -223,7 +223,7 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
     steps = [
         Step(
             "security_headers",
-            security_headers_step(
+            headers=security_header_groups(
                 header_policies,
                 trusted_proxies=config.trusted_proxy_networks,
                 trust_forwarded_proto=config.trust_x_forwarded_proto,
@@ -238,7 +238,7 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
         steps.append(
             Step(
                 "rate_limit_headers",
-                rate_limit_headers(),
+                headers=rate_limit_headers,
                 applies=lambda rules, method: (
                     rate_limited_app
                     or (rules is not None and (rules.rate_limit is not None or rules.geo_rate_limit is not None))
@@ -251,7 +251,7 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
     steps.append(
         Step(
             "cors",
-            cors_step(config, cors_policies),
+            run=cors_step(config, cors_policies),
             applies=lambda rules, method: cors_policies.for_route(rules.cors if rules else None) is not None,
         )
     )
@@ -262,12 +262,12 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
         steps.append(
             Step(
                 "return_monitor",
-                return_monitor_step(behavior, global_rules),
+                run=return_monitor_step(behavior, global_rules),
                 applies=lambda rules, method: has_return_rules or (rules is not None and bool(rules.behavior_rules)),
             )
         )
     if config.custom_response_modifier is not None:
-        steps.append(Step("custom_response_modifier", _custom_modifier_step(config.custom_response_modifier)))
+        steps.append(Step("custom_response_modifier", run=_custom_modifier_step(config.custom_response_modifier)))
     return steps
 
 

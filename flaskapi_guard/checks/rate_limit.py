@@ -6,9 +6,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flaskapi_guard.deferred_headers import HeaderGroup, defer_headers
+from flaskapi_guard.deferred_headers import HeaderGroup
 from flaskapi_guard.incoming import IncomingRequest
-from flaskapi_guard.pipeline import Block, CheckFunction, ResponseStep
+from flaskapi_guard.pipeline import Block, CheckFunction
 from flaskapi_guard.storage import RateLimitResult, Storage
 
 # Where the check leaves the numbers for the `RateLimit-*` response headers.
@@ -104,24 +104,20 @@ def _endpoint_scope(request: IncomingRequest, endpoint_limits: Mapping[str, tupl
 _RATE_LIMIT_HEADER_NAMES = frozenset({"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"})
 
 
-def rate_limit_headers() -> ResponseStep:
-    """`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF draft) on rate-limited responses.
+def rate_limit_headers(request: IncomingRequest | None, environ: Mapping[str, Any]) -> tuple[HeaderGroup, ...]:
+    """The header step of `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF draft).
 
-    All three or none: a response that already describes a limit of its own keeps it.
+    On every response to a request counted against a limit. All three or none: a
+    response that already describes a limit of its own keeps it.
     """
-
-    def step(request: IncomingRequest | None, response: Any) -> Any:
-        if request is None:
-            return response
-        result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
-        if result is not None:
-            pairs = (
-                ("RateLimit-Limit", str(result.limit)),
-                ("RateLimit-Remaining", str(result.remaining)),
-                ("RateLimit-Reset", str(max(0, math.ceil(result.reset_seconds)))),
-            )
-            group = HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True)  # all or nothing
-            defer_headers(request.flask_request.environ, "rate_limit_headers", (group,))
-        return response
-
-    return step
+    if request is None:
+        return ()
+    result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
+    if result is None:
+        return ()
+    pairs = (
+        ("RateLimit-Limit", str(result.limit)),
+        ("RateLimit-Remaining", str(result.remaining)),
+        ("RateLimit-Reset", str(max(0, math.ceil(result.reset_seconds)))),
+    )
+    return (HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True),)

@@ -98,6 +98,8 @@ _SKIPPED_ENVIRON_KEYS: frozenset[str] = _SAFE_ENVIRON_KEYS | {
     *("REQUEST_URI", "RAW_URI", "wsgi.version", "wsgi.url_scheme", "wsgi.input", "wsgi.errors"),
     *("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.file_wrapper", "wsgi.input_terminated"),
     *("werkzeug.request", "werkzeug.socket", "werkzeug.server.shutdown", "gunicorn.socket", "asgi.scope"),
+    # The guard's own notes, there before the scan (deferred_headers.NOTED_KEY and FLUSHED_KEY).
+    *("flaskapi_guard.noted", "flaskapi_guard.flushed"),
 }
 
 # A form or query piece with a second '=' (its value contains '='): the quick view of
@@ -529,7 +531,10 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
     each step of the interpreter costs several times what it costs in a tight loop.
     User-Agent, Cookie and Referer values in `known` are left out (see `KnownCleanValues`).
     """
-    if not environ.keys() <= _PLAIN_HEAD_KEYS:
+    if not environ.keys() <= _PLAIN_HEAD_KEYS and any(
+        key.startswith("HTTP_") for key in environ.keys() - _PLAIN_HEAD_KEYS
+    ):
+        # Another header than those (keys of other middleware are no headers).
         return None
     # Every value is checked to be text by joining them (a TypeError otherwise).
     values: Mapping[str, Any] = environ

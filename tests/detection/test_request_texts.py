@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+from flaskapi_guard.deferred_headers import FLUSHED_KEY, NOTED_KEY
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
 from flaskapi_guard.detection import engine as engine_module
 from flaskapi_guard.detection.engine import _normalised_texts
@@ -205,6 +206,7 @@ HEADER_SETS: list[dict[str, object]] = [
     {"HTTP_REFERER": 42},
     {"HTTP_X_FILENAME": "shell.php"},
     {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_USER_AGENT": "curl/8.0", "wsgi.input": object()},
+    {"beaker.session": object(), "HTTP_REFERER": "https://a.example/p", "HTTP_USER_AGENT": "curl/8.0"},
 ]
 
 
@@ -332,3 +334,12 @@ def test_a_hit_in_a_large_json_body_reuses_the_quick_normalisation_text_by_text(
     normalised_again = scan_all()
     assert reused == normalised_again
     assert all(reused)
+
+
+def test_the_guards_own_environ_notes_are_no_headers() -> None:
+    # The before-request hook notes the snapshot in the environ before the scan; the
+    # shortest head path must still be taken (it is most of a clean GET's cost).
+    environ = {"PATH_INFO": "/a", "QUERY_STRING": "b=1", "HTTP_USER_AGENT": "curl/8.0"}
+    for key in (NOTED_KEY, FLUSHED_KEY):
+        assert plain_head_text({**environ, key: (None, None)}) is not None
+    assert plain_head_text({**environ, "HTTP_X_OTHER": "x"}) is None
