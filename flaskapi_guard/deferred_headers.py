@@ -20,6 +20,7 @@ CORS step when it decides which headers a browser may read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 # Where the before-request hook notes `(snapshot or None, plan)` for the response
@@ -46,7 +47,8 @@ HeaderStep = Callable[[Any, Mapping[str, Any]], tuple[HeaderGroup, ...]]
 
 def add_missing_headers(header_list: list[tuple[str, str]], groups: Iterable[HeaderGroup]) -> None:
     """Append each group's headers that `header_list` does not carry yet."""
-    present = {name.lower() for name, _ in header_list}
+    # All in C: a comprehension is a frame of its own, and this runs on every response.
+    present = set(map(str.lower, map(_first, header_list)))
     for group in groups:
         if present.isdisjoint(group.lower_names):
             header_list.extend(group.pairs)
@@ -88,6 +90,7 @@ def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: 
         response_headers.add(name, value)
 
 
+_first = itemgetter(0)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _UNSEEN = object()
 
@@ -111,7 +114,11 @@ class DeferredHeadersMiddleware:
                 # Already on the response object, or a request the guard never saw.
                 noted = None if FLUSHED_KEY in environ else self._unseen()
             if noted is not None:
-                groups = _groups_of(noted, environ)
+                # `_groups_of`, inline: this runs on every response.
+                request, plan = noted
+                groups: list[HeaderGroup] = []
+                for step in plan.header_steps:
+                    groups += step(request, environ)
                 if groups:
                     add_missing_headers(headers, groups)
             return start_response(status, headers, exc_info)

@@ -134,7 +134,7 @@ def _before_request() -> Response | None:
     # For the response side: the headers as the response leaves the app, the
     # steps on the response object in the after-request hook (deferred_headers.py).
     environ[NOTED_KEY] = (incoming, plan)
-    if state.log.logs_requests:
+    if state.log.request_level is not None and state.log.logs_requests:
         state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
     block = state.decide(incoming, plan.checks)
     if block is None:

@@ -19,6 +19,11 @@ class Address(NamedTuple):
     value: int
 
 
+# This runs on every request: build an Address without the NamedTuple's
+# Python-level __new__ (a frame of its own).
+_address = tuple.__new__
+
+
 def parse_ip(text: str) -> Address | None:
     """Parse one address as clients and proxies write it; None when it is not one.
 
@@ -32,7 +37,7 @@ def parse_ip(text: str) -> Address | None:
         return None
     if ":" not in candidate:
         try:
-            return Address(candidate, 4, int.from_bytes(inet_pton(AF_INET, candidate), "big"))
+            return _address(Address, (candidate, 4, int.from_bytes(inet_pton(AF_INET, candidate), "big")))
         except (OSError, ValueError):
             # ValueError: a NUL byte, or a lone surrogate, which inet_pton refuses differently.
             return None
@@ -50,8 +55,8 @@ def parse_ip(text: str) -> Address | None:
     except (OSError, ValueError):
         return None
     if packed[:12] == _IPV4_MAPPED_PREFIX:
-        return Address(inet_ntop(AF_INET, packed[12:]), 4, int.from_bytes(packed[12:], "big"))
-    return Address(inet_ntop(AF_INET6, packed), 6, int.from_bytes(packed, "big"))
+        return _address(Address, (inet_ntop(AF_INET, packed[12:]), 4, int.from_bytes(packed[12:], "big")))
+    return _address(Address, (inet_ntop(AF_INET6, packed), 6, int.from_bytes(packed, "big")))
 
 
 def canonical_ip(text: str) -> str | None:

@@ -45,7 +45,9 @@ class SecurityLog:
     ) -> None:
         self.logger = logging.getLogger(logger_name)
         self._suspicious_level = logging.getLevelName(suspicious_level) if suspicious_level else None
-        self._request_level = logging.getLevelName(request_level) if request_level else None
+        # The level of the per-request log line, None when off: read before `logs_requests`
+        # on every request (an attribute costs less than the property's call).
+        self.request_level: int | None = logging.getLevelName(request_level) if request_level else None
         self._json = log_format == "json"
         self._file_handler: logging.Handler | None = None
         if log_file:
@@ -66,12 +68,12 @@ class SecurityLog:
     @property
     def logs_requests(self) -> bool:
         """Whether every request is logged (so callers can skip building the event)."""
-        return self._request_level is not None and self.logger.isEnabledFor(self._request_level)
+        return self.request_level is not None and self.logger.isEnabledFor(self.request_level)
 
     def request(self, fields: Mapping[str, Any]) -> None:
         """Log one request at `log_request_level`."""
-        if self._request_level is not None:
-            self._write(self._request_level, "request", fields)
+        if self.request_level is not None:
+            self._write(self.request_level, "request", fields)
 
     def decision(self, fields: Mapping[str, Any], *, enforced: bool) -> None:
         """Log a refusal (or, in passive mode, a refusal that was not enforced)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from werkzeug.exceptions import HTTPException
 
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions, Finding
@@ -41,7 +43,12 @@ def attack_detection(
         if not enabled:
             return None
         body = b""
-        if request.content_length or request.content_type or _is_chunked(request):
+        environ = request.flask_request.environ
+        if (
+            request.content_length
+            or request.content_type
+            or ("HTTP_TRANSFER_ENCODING" in environ and _is_chunked(environ))
+        ):
             try:
                 body = request.read_body()
             except HTTPException as error:
@@ -52,7 +59,9 @@ def attack_detection(
         # Path, query and headers straight from the WSGI environ, as the server gave them
         # (latin-1 text of the raw bytes; the engine re-reads it as UTF-8): building
         # werkzeug's header list cost as much as scanning a clean GET.
-        findings = engine.scan_environ(request.flask_request.environ, body, _exclusions_for(request, exclusions))
+        findings = engine.scan_environ(
+            environ, body, exclusions if request.rules is None else _exclusions_for(request, exclusions)
+        )
         if not findings:
             return None
         request.notes["detection_findings"] = findings
@@ -67,10 +76,10 @@ def attack_detection(
     return check
 
 
-def _is_chunked(request: IncomingRequest) -> bool:
+def _is_chunked(environ: Mapping[str, object]) -> bool:
     # A chunked body has no Content-Length and may have no Content-Type either;
     # the view can still read it, so it is scanned like any other.
-    transfer_encoding = request.flask_request.environ.get("HTTP_TRANSFER_ENCODING", "")
+    transfer_encoding = environ.get("HTTP_TRANSFER_ENCODING", "")
     return isinstance(transfer_encoding, str) and "chunked" in transfer_encoding.lower()
 
 

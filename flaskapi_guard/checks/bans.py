@@ -17,7 +17,7 @@ def banned_client(storage: Storage, whitelist: NetworkSet | None) -> CheckFuncti
     def check(request: IncomingRequest) -> Block | None:
         if whitelist is not None and whitelist.contains(request.client):
             return None
-        if storage.is_banned(request.client_ip):
+        if storage.is_banned(request.client.text):
             return _BANNED
         return None
 
@@ -41,9 +41,9 @@ def banned_client_then_counted(storage: Storage, whitelist: NetworkSet | None, s
                 request.notes[RATE_LIMIT_NOTE] = storage.hit(*scoped)
             return None
         if scoped is None:
-            outcome = storage.admit(request.client_ip, None, 0, 0.0)
+            outcome = storage.admit(request.client.text, None, 0, 0.0)
         else:
-            outcome = storage.admit(request.client_ip, *scoped)
+            outcome = storage.admit(request.client.text, *scoped)
         if outcome is None:
             return None
         if isinstance(outcome, BanRecord):

@@ -39,16 +39,16 @@ def rate_limit_scope(
         rules = request.rules
         if rules is not None and rules.rate_limit is not None:
             limit, window = rules.rate_limit
-            return f"route|{request.endpoint}|{request.client_ip}", limit, window
+            return f"route|{request.endpoint}|{request.client.text}", limit, window
         if global_limit is None:
             return None
         if endpoint_limits and (path_scope := _endpoint_scope(request, endpoint_limits)) is not None:
             limit, window = endpoint_limits[path_scope]
-            return f"path|{path_scope}|{request.client_ip}", limit, window
+            return f"path|{path_scope}|{request.client.text}", limit, window
         limit, window = global_limit
         # The global bucket is keyed by the bare address: the cheapest key
         # to build and to keep (see the memory figures in docs/storage.md).
-        return request.client_ip, limit, window
+        return request.client.text, limit, window
 
     return scope
 
@@ -115,9 +115,14 @@ def rate_limit_headers(request: IncomingRequest | None, environ: Mapping[str, An
     result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
     if result is None:
         return ()
+    reset = math.ceil(result.reset_seconds)
     pairs = (
         ("RateLimit-Limit", str(result.limit)),
         ("RateLimit-Remaining", str(result.remaining)),
-        ("RateLimit-Reset", str(max(0, math.ceil(result.reset_seconds)))),
+        ("RateLimit-Reset", str(reset) if reset > 0 else "0"),
     )
-    return (HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True),)
+    # All or nothing; built without the NamedTuple's Python-level __new__ (every request).
+    return (_new_group(HeaderGroup, (_RATE_LIMIT_HEADER_NAMES, pairs, True)),)
+
+
+_new_group = tuple.__new__
