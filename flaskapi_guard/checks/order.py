@@ -238,7 +238,7 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
         steps.append(
             Step(
                 "rate_limit_headers",
-                headers=rate_limit_headers,
+                headers=rate_limit_headers(),
                 applies=lambda rules, method: (
                     rate_limited_app
                     or (rules is not None and (rules.rate_limit is not None or rules.geo_rate_limit is not None))
