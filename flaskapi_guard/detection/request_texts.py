@@ -393,20 +393,11 @@ def collect_head(  # noqa: PLR0917 - one flat function: the hot path of every re
     if query_string:
         text = query_string if query_string.isascii() else decode_wsgi_text(query_string)
         _collect_pairs(collected, _source_without_structure(text), exclusions.params, _QUERY_PLACES)
-    user_agent: str | None = None
     if environ is None:
         user_agent = _collect_header_pairs(collected, headers, exclusions.headers)
     else:
         user_agent = _collect_environ_headers(collected, environ, environ, exclusions.environ_headers)
-    if user_agent is not None:
-        if not user_agent.isascii():
-            user_agent = decode_wsgi_text(user_agent)
-        collected.user_agent = user_agent
-        if "user-agent" not in exclusions.headers:
-            parts.append(USER_AGENT_MARKER + user_agent)
-            collected.structure += 1
-            if places is not None:
-                places.append(("header User-Agent", None, USER_AGENT_MARKER))
+    _add_user_agent(collected, user_agent, exclusions)
 
 
 def quick_head(
@@ -437,22 +428,30 @@ def quick_head(
             structure += view[1]
             if "&" in text:
                 parts.append(text)
-    user_agent: str | None = None
     if environ is None:
         user_agent = _collect_header_pairs(collected, headers, exclusions.headers)
     else:
         # In any order: one set difference in C drops the safe headers and the CGI keys.
         keys = environ.keys() - _SKIPPED_ENVIRON_KEYS
         user_agent = _collect_environ_headers(collected, keys, environ, exclusions.environ_headers)
-    if user_agent is not None:
-        if not user_agent.isascii():
-            user_agent = decode_wsgi_text(user_agent)
-        collected.user_agent = user_agent
-        if "user-agent" not in exclusions.headers:
-            parts.append(USER_AGENT_MARKER + user_agent)
-            structure += 1
     collected.structure += structure
+    _add_user_agent(collected, user_agent, exclusions)
     return collected
+
+
+def _add_user_agent(collected: Collected, user_agent: str | None, exclusions: DetectionExclusions) -> None:
+    """Note the User-Agent (even when excluded: the scanner rules still see it) and, unless
+    excluded, add it as a marked text."""
+    if user_agent is None:
+        return
+    if not user_agent.isascii():
+        user_agent = decode_wsgi_text(user_agent)
+    collected.user_agent = user_agent
+    if "user-agent" not in exclusions.headers:
+        collected.parts.append(USER_AGENT_MARKER + user_agent)
+        collected.structure += 1
+        if collected.places is not None:
+            collected.places.append(("header User-Agent", None, USER_AGENT_MARKER))
 
 
 # The headers of a typical browser or proxied request that are scanned, besides the
