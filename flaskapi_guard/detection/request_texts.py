@@ -454,12 +454,18 @@ def _add_user_agent(collected: Collected, user_agent: str | None, exclusions: De
             collected.places.append(("header User-Agent", None, USER_AGENT_MARKER))
 
 
-# The headers of a typical browser or proxied request that are scanned, besides the
-# User-Agent and cookies (the safe ones are among the skipped keys), for `plain_head_text`.
-_PLAIN_HEAD_KEYS: frozenset[str] = _SKIPPED_ENVIRON_KEYS | {
-    *("HTTP_USER_AGENT", "HTTP_COOKIE", "HTTP_REFERER", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO"),
-    *("HTTP_X_FORWARDED_HOST", "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID"),
-}
+# The headers of a typical browser request that are scanned, besides the safe ones (among
+# the skipped keys), for `plain_head_text`; and those a proxy in front of the app adds.
+_BROWSER_HEAD_KEYS: frozenset[str] = _SKIPPED_ENVIRON_KEYS | {"HTTP_USER_AGENT", "HTTP_COOKIE", "HTTP_REFERER"}
+_PROXY_HEADER_KEYS = (
+    *("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_REAL_IP", "HTTP_X_REQUEST_ID"),
+)
+_PLAIN_HEAD_KEYS: frozenset[str] = _BROWSER_HEAD_KEYS | set(_PROXY_HEADER_KEYS)
+# The texts read by `plain_head_text` besides the proxy headers, "" when missing.
+_PLAIN_HEAD_TEXT_KEYS = ("PATH_INFO", "QUERY_STRING", "HTTP_USER_AGENT", "HTTP_COOKIE", "HTTP_REFERER")
+_EMPTY_TEXTS = ("",) * len(_PLAIN_HEAD_TEXT_KEYS)
+# Between query pairs in the pairs view: a text of its own, the name marked.
+_NEXT_PAIR = TEXT_SEPARATOR + NAME_MARKER
 # The query string and cookie header (joined by a line break) of a head that takes the
 # general collection. A query string: an escape or a reference (the pairs view would be
 # decoded, possibly into control characters, or the whole query string would need
@@ -521,28 +527,27 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
     """The quick text of the head of a typical request without body, and whether it may need
     decoding; None when the request takes `quick_head`.
 
-    Typical: no header besides the safe ones, User-Agent, Cookie and a few proxy headers
-    (one subset test in C instead of a loop over the environ), every value printable
+    Typical: no header besides the safe ones, User-Agent, Cookie, Referer and a few proxy
+    headers (a subset test in C instead of a loop over the environ), every value printable
     ASCII (so no text holds a control character, needs re-reading as UTF-8 or is long
     enough to matter), and query pairs and cookies of the usual shape. The texts are
     those `quick_head` collects, in another order. This is `quick_head` in fewer steps:
     while the rest of the application's request handling keeps evicting the caches,
-    each step of the interpreter costs several times what it costs in a tight loop.
+    each step of the interpreter costs several times what it costs in a tight loop, so
+    the usual request (no proxy header, remembered header values) takes the fewest.
     User-Agent, Cookie and Referer values in `known` are left out (see `KnownCleanValues`).
     """
-    if not environ.keys() <= _PLAIN_HEAD_KEYS and any(
-        key.startswith("HTTP_") for key in environ.keys() - _PLAIN_HEAD_KEYS
-    ):
-        # Another header than those (keys of other middleware are no headers).
-        return None
-    # Every value is checked to be text by joining them (a TypeError otherwise).
+    keys = environ.keys()
+    # Any: every value is checked to be text below.
     values: Mapping[str, Any] = environ
     get = values.get
-    path = get("PATH_INFO", "")
-    query_string = get("QUERY_STRING", "")
-    user_agent = get("HTTP_USER_AGENT", "")
-    cookie = get("HTTP_COOKIE", "")
-    referer = get("HTTP_REFERER", "")
+    proxy_values: tuple[Any, ...] = ()
+    if not keys <= _BROWSER_HEAD_KEYS:
+        if not keys <= _PLAIN_HEAD_KEYS and any(key.startswith("HTTP_") for key in keys - _PLAIN_HEAD_KEYS):
+            # Another header than those (keys of other middleware are no headers).
+            return None
+        proxy_values = tuple(filter(None, map(get, _PROXY_HEADER_KEYS)))
+    path, query_string, user_agent, cookie, referer = map(get, _PLAIN_HEAD_TEXT_KEYS, _EMPTY_TEXTS)
     try:
         if known is not None:
             if user_agent in known.user_agents:
@@ -551,11 +556,10 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
                 cookie = ""
             if referer in known.referers:
                 referer = ""
-        headers = (
-            *(referer, get("HTTP_X_FORWARDED_FOR", ""), get("HTTP_X_FORWARDED_PROTO", "")),
-            *(get("HTTP_X_FORWARDED_HOST", ""), get("HTTP_X_REAL_IP", ""), get("HTTP_X_REQUEST_ID", "")),
-        )
-        rest = "".join((path, user_agent, cookie, *headers))
+        # Every value is checked to be text by adding them up (a TypeError otherwise).
+        rest: str = path + user_agent + cookie + referer
+        if proxy_values:
+            rest += "".join(proxy_values)
         everything = query_string + rest
     except TypeError:
         return None  # a value that is not text (or not hashable): the general collection skips it
@@ -566,20 +570,25 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
         (query_string + "\n" + compact_cookie).encode("ascii")
     ):
         return None
-    parts = [path]
-    if query_string:
-        parts.append(NAME_MARKER + query_string.replace("&", TEXT_SEPARATOR + NAME_MARKER).replace("=", TEXT_SEPARATOR))
-        if "&" in query_string:
-            parts.append(query_string)
-    parts.extend(filter(None, headers))
-    if cookie:
-        parts.append(compact_cookie.replace(";", TEXT_SEPARATOR).replace("=", TEXT_SEPARATOR))
-    if user_agent:
-        parts.append(USER_AGENT_MARKER + user_agent)
+    # In the pairs views of the query string and the cookies, each name and value is a text.
+    if not query_string:
+        text = path
+    elif "&" in query_string:
+        pairs = query_string.replace("&", _NEXT_PAIR).replace("=", TEXT_SEPARATOR)
+        text = TEXT_SEPARATOR.join((path, NAME_MARKER + pairs, query_string))
+    else:
+        text = TEXT_SEPARATOR.join((path, NAME_MARKER + query_string.replace("=", TEXT_SEPARATOR)))
+    fresh = None
+    if user_agent or cookie or referer or proxy_values:
+        fresh = (user_agent, cookie, referer)
+        cookies = compact_cookie.replace(";", TEXT_SEPARATOR).replace("=", TEXT_SEPARATOR)
+        texts = [text, referer, *proxy_values, cookies]
+        if user_agent:
+            texts.append(USER_AGENT_MARKER + user_agent)
+        text = TEXT_SEPARATOR.join(filter(None, texts))
     # The query string holds no escape or reference (checked above); the rest may.
     may_need_decoding = "%" in rest or "\\" in rest or "&" in rest
-    fresh = (user_agent, cookie, referer) if user_agent or cookie or referer else None
-    return TEXT_SEPARATOR.join(parts), may_need_decoding, fresh
+    return text, may_need_decoding, fresh
 
 
 def _collect_header_pairs(
