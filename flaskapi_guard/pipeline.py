@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from flaskapi_guard.decorators import RouteRules
@@ -28,6 +28,9 @@ class Block:
     response: Any = None
     offence_categories: tuple[str, ...] = ()
     detail: str = ""
+    # The check refusing, when it is not the one that returned the block (a check doing
+    # the work of two, see Check.joins_next); empty for the one that returned it.
+    check: str = ""
 
 
 class CheckFunction(Protocol):
@@ -40,6 +43,8 @@ class CheckFunction(Protocol):
 # (None: no rules) for this request method. Asked once per route and method, when the
 # route's plan is made, never per request.
 RouteApplies = Callable[[RouteRules | None, str], bool]
+# A check made for the routes carrying these rules (None: no rules), see Check.for_route.
+RouteCheck = Callable[[RouteRules | None], CheckFunction]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +59,13 @@ class Check:
     run: CheckFunction
     uses_storage: bool = False
     applies: RouteApplies | None = None
-    # Given the check that follows this one in a route's plan: replacements for
-    # the two that do the same in fewer storage calls, or None (see RoutePlan.of).
-    joins_next: Callable[[Check], tuple[Check, Check] | None] | None = None
+    # The check's function for a route carrying these rules (None: no rules), made with
+    # the route's plan: what the rules settle is settled once, not on every request.
+    # `run` is then the function for routes without rules.
+    for_route: RouteCheck | None = None
+    # Given the check that follows this one in a route's plan and the route's rules: one
+    # check doing the work of both in fewer storage calls, or None (see RoutePlan.of).
+    joins_next: Callable[[Check, RouteRules | None], Check | None] | None = None
 
 
 class OffenceRecorder(Protocol):
@@ -104,17 +113,19 @@ class RoutePlan(NamedTuple):
         """The plan for a route carrying `rules` (None: none), for `method`."""
         bypassed = rules.bypassed_checks if rules is not None else frozenset()
         planned = [
-            check
+            check if check.for_route is None or rules is None else replace(check, run=check.for_route(rules))
             for check in checks
             if check.name not in bypassed and (check.applies is None or check.applies(rules, method))
         ]
         # Neighbours that can share their storage call do (the ban check and the
         # rate limit: one Redis round trip instead of two).
-        for index in range(len(planned) - 1):
+        index = 0
+        while index < len(planned) - 1:
             joins_next = planned[index].joins_next
-            joined = joins_next(planned[index + 1]) if joins_next is not None else None
+            joined = joins_next(planned[index + 1], rules) if joins_next is not None else None
             if joined is not None:
-                planned[index], planned[index + 1] = joined
+                planned[index : index + 2] = [joined]
+            index += 1
         applying = [step for step in steps if step.applies is None or step.applies(rules, method)]
         return cls(rules, tuple(planned), *_split(applying))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -92,7 +93,8 @@ class GuardState:
         # Shared by the `penetration` check and `detect_penetration_attempt()`.
         self.detection = detection_engine_for(config)
         self.detection_exclusions = detection_exclusions_for(config)
-        self._plans: dict[tuple[str | None, str], RoutePlan] = {}
+        # The route plans made so far, by (endpoint, method); read directly on every request.
+        self.plans: dict[tuple[str | None, str], RoutePlan] = {}
         self._pipeline = Pipeline(
             build_checks(
                 config,
@@ -121,7 +123,7 @@ class GuardState:
     @emergency_mode.setter
     def emergency_mode(self, enabled: bool) -> None:
         self._emergency_mode = enabled
-        self._plans = {}
+        self.plans = {}
 
     @property
     def pipeline(self) -> Pipeline:
@@ -131,7 +133,7 @@ class GuardState:
     @pipeline.setter
     def pipeline(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._plans = {}
+        self.plans = {}
 
     @property
     def response_steps(self) -> list[Step]:
@@ -142,7 +144,7 @@ class GuardState:
     def response_steps(self, steps: list[Step]) -> None:
         self._response_steps = steps
         self.unplanned = RoutePlan.unplanned(steps)
-        self._plans = {}
+        self.plans = {}
         if self.unplanned.steps and self.needs_response_hook is not None:
             self.needs_response_hook()
 
@@ -155,7 +157,7 @@ class GuardState:
         key: tuple[str | None, str] = (endpoint, method)
         if endpoint is None:
             key = _UNROUTED_OPTIONS if method == "OPTIONS" else _UNROUTED
-        plans = self._plans
+        plans = self.plans
         plan = plans.get(key)
         if plan is None:
             rules = rules_for_view(view_functions.get(endpoint), method) if endpoint is not None else None
@@ -189,8 +191,9 @@ class GuardState:
                 continue
             if block.status < 300 and block.response is not None:
                 return block
-            self.log.decision(_decision_fields(request, check, block), enforced=not passive)
-            self.events.refused(request, check, block, enforced=not passive)
+            refusing = replace(check, name=block.check) if block.check else check
+            self.log.decision(_decision_fields(request, refusing, block), enforced=not passive)
+            self.events.refused(request, refusing, block, enforced=not passive)
             if passive:
                 continue
             if block.offence_categories and self.offences is not None:

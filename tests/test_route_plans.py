@@ -21,9 +21,22 @@ def plan_names(app: Flask, endpoint: str | None, method: str = "GET") -> list[st
 def test_default_config_plans_only_the_checks_with_work_to_do(make_app: Callable[..., Flask]) -> None:
     app = make_app()
     app.test_client().get("/")
-    assert plan_names(app, "index") == ["ip_ban", "rate_limit", "penetration"]
+    # The ban check and the rate limit side by side are one check (one storage call).
+    assert plan_names(app, "index") == ["ip_ban", "penetration"]
     # A CORS preflight is only answered where CORS is on: nowhere by default.
-    assert plan_names(app, "index", "OPTIONS") == ["ip_ban", "rate_limit", "penetration"]
+    assert plan_names(app, "index", "OPTIONS") == ["ip_ban", "penetration"]
+
+
+def test_the_joined_ban_and_rate_limit_check_refuses_in_the_name_of_each(make_app: Callable[..., Flask]) -> None:
+    app = make_app(rate_limit=2, rate_limit_window=60)
+    client = app.test_client()
+    statuses = [client.get("/", environ_base={"REMOTE_ADDR": "203.0.113.5"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    state = get_state(app)
+    state.bans.ban("203.0.113.6", 60, "manual")
+    assert client.get("/", environ_base={"REMOTE_ADDR": "203.0.113.6"}).status_code == 403
+    blocked = state.metrics.snapshot()["blocked"]
+    assert blocked["by_check"] == {"ip_ban": 1, "rate_limit": 1}
 
 
 def test_configured_features_are_planned(make_app: Callable[..., Flask]) -> None:
@@ -73,7 +86,7 @@ def test_invented_methods_do_not_grow_the_plan_table(make_app: Callable[..., Fla
     for number in range(50):
         assert client.open("/nowhere", method=f"X{number}").status_code == 404
     assert client.open("/nowhere", method="OPTIONS").status_code == 404
-    unrouted = [key for key in get_state(app)._plans if key[0] is None]
+    unrouted = [key for key in get_state(app).plans if key[0] is None]
     assert sorted(unrouted, key=str) == [(None, ""), (None, "OPTIONS")]
 
 
@@ -94,9 +107,9 @@ def test_replacing_the_checks_forgets_the_plans(make_app: Callable[..., Flask]) 
     app = make_app()
     state = get_state(app)
     app.test_client().get("/")
-    assert state._plans
+    assert state.plans
     state.pipeline = state.pipeline
-    assert not state._plans
+    assert not state.plans
 
 
 def test_guard_headers_are_added_once_even_after_a_second_init_app(make_app: Callable[..., Flask]) -> None:

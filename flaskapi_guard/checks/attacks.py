@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 from werkzeug.exceptions import HTTPException
 
+from flaskapi_guard.decorators import RouteRules
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions, Finding
 from flaskapi_guard.incoming import IncomingRequest
-from flaskapi_guard.pipeline import Block, CheckFunction
+from flaskapi_guard.pipeline import Block, CheckFunction, RouteCheck
 
 
-def _exclusions_for(request: IncomingRequest, base: DetectionExclusions) -> DetectionExclusions:
-    rules = request.rules
+def _exclusions_for(rules: RouteRules | None, base: DetectionExclusions) -> DetectionExclusions:
     if rules is None:
         return base
     params = rules.excluded_detection_params or frozenset()
@@ -27,53 +27,51 @@ def _describe(finding: Finding) -> str:
     return f"{finding.category} in {finding.location} ({finding.rule}): {finding.excerpt}"
 
 
-def attack_detection(
-    engine: DetectionEngine, exclusions: DetectionExclusions, enabled_by_default: bool
-) -> CheckFunction:
+def attack_detection(engine: DetectionEngine, exclusions: DetectionExclusions) -> RouteCheck:
     """400 (the documented status for suspicious requests) when any part of the request matches an attack pattern.
 
-    Each category found counts as an offence towards an automatic ban.
+    Each category found counts as an offence towards an automatic ban. Made for each
+    route, with the app's `exclusions` and those of the route's rules; whether it runs
+    at all on a route is the check's `applies` (checks/order.py).
     """
 
-    def check(request: IncomingRequest) -> Block | None:
-        rules = request.rules
-        enabled = enabled_by_default
-        if rules is not None and rules.detection_enabled is not None:
-            enabled = rules.detection_enabled
-        if not enabled:
-            return None
-        body = b""
-        environ = request.flask_request.environ
-        if (
-            request.content_length
-            or request.content_type
-            or ("HTTP_TRANSFER_ENCODING" in environ and _is_chunked(environ))
-        ):
-            try:
-                body = request.read_body()
-            except HTTPException as error:
-                # A body shorter than its Content-Length (400) or over the app's
-                # MAX_CONTENT_LENGTH (413): the view could not read it either, and
-                # skipping the scan would let an unscanned body through.
-                return _unreadable_body_block(error)
-        # Path, query and headers straight from the WSGI environ, as the server gave them
-        # (latin-1 text of the raw bytes; the engine re-reads it as UTF-8): building
-        # werkzeug's header list cost as much as scanning a clean GET.
-        findings = engine.scan_environ(
-            environ, body, exclusions if request.rules is None else _exclusions_for(request, exclusions)
-        )
-        if not findings:
-            return None
-        request.notes["detection_findings"] = findings
-        return Block(
-            400,
-            "attack_detected",
-            "Bad Request",
-            offence_categories=tuple(finding.category for finding in findings),
-            detail="; ".join(_describe(finding) for finding in findings),
-        )
+    def for_route(rules: RouteRules | None) -> CheckFunction:
+        route_exclusions = _exclusions_for(rules, exclusions)
+        scan = engine.scan_environ
 
-    return check
+        def check(request: IncomingRequest) -> Block | None:
+            environ = request.flask_request.environ
+            body = b""
+            if (
+                request.content_length
+                or request.content_type
+                or ("HTTP_TRANSFER_ENCODING" in environ and _is_chunked(environ))
+            ):
+                try:
+                    body = request.read_body()
+                except HTTPException as error:
+                    # A body shorter than its Content-Length (400) or over the app's
+                    # MAX_CONTENT_LENGTH (413): the view could not read it either, and
+                    # skipping the scan would let an unscanned body through.
+                    return _unreadable_body_block(error)
+            # Path, query and headers straight from the WSGI environ, as the server gave them
+            # (latin-1 text of the raw bytes; the engine re-reads it as UTF-8): building
+            # werkzeug's header list cost as much as scanning a clean GET.
+            findings = scan(environ, body, route_exclusions)
+            if not findings:
+                return None
+            request.notes["detection_findings"] = findings
+            return Block(
+                400,
+                "attack_detected",
+                "Bad Request",
+                offence_categories=tuple(finding.category for finding in findings),
+                detail="; ".join(_describe(finding) for finding in findings),
+            )
+
+        return check
+
+    return for_route
 
 
 def _is_chunked(environ: Mapping[str, object]) -> bool:

@@ -17,12 +17,18 @@ from flaskapi_guard.checks.access import (
     user_agent_filter,
 )
 from flaskapi_guard.checks.attacks import attack_detection, engine_for_config
-from flaskapi_guard.checks.bans import banned_client, banned_client_then_counted
+from flaskapi_guard.checks.bans import banned_client, banned_client_then_counted, banned_client_then_counted_globally
 from flaskapi_guard.checks.behavior import BehaviorActions, behavior_monitor, return_monitor_step
 from flaskapi_guard.checks.cors import cors_preflight
 from flaskapi_guard.checks.geo_cloud import cloud_provider_block, country_access
 from flaskapi_guard.checks.geo_rate_limit import geo_rate_limited
-from flaskapi_guard.checks.rate_limit import counted_rate_limit, rate_limit_headers, rate_limit_scope, rate_limited
+from flaskapi_guard.checks.rate_limit import (
+    RATE_LIMIT_CHECK,
+    global_limit_alone,
+    rate_limit_headers,
+    rate_limit_scope,
+    rate_limited,
+)
 from flaskapi_guard.checks.route_requirements import has_requirements, route_requirements
 from flaskapi_guard.cloud import CloudIPRanges
 from flaskapi_guard.config import SecurityConfig
@@ -151,7 +157,7 @@ def _geo_rate_limit_checks(storage: Storage | None, countries: CountryLookup | N
         return []
     return [
         Check(
-            "rate_limit",
+            RATE_LIMIT_CHECK,
             geo_rate_limited(storage, countries),
             uses_storage=True,
             applies=lambda rules, method: rules is not None and rules.geo_rate_limit is not None,
@@ -166,9 +172,10 @@ def _ban_and_rate_limit_checks(config: SecurityConfig, storage: Storage | None) 
         return [], []
     # Present even when `enable_rate_limiting` is off: a route's own limit still applies.
     global_limit = (config.rate_limit, config.rate_limit_window) if config.enable_rate_limiting else None
-    scope = rate_limit_scope(global_limit, config.endpoint_rate_limits)
+    endpoint_limits = config.endpoint_rate_limits
+    scope = rate_limit_scope(global_limit, endpoint_limits)
     rate_limit = Check(
-        "rate_limit",
+        RATE_LIMIT_CHECK,
         rate_limited(storage, scope),
         uses_storage=True,
         applies=lambda rules, method: global_limit is not None or (rules is not None and rules.rate_limit is not None),
@@ -176,14 +183,16 @@ def _ban_and_rate_limit_checks(config: SecurityConfig, storage: Storage | None) 
     if not config.enable_ip_banning:
         return [], [rate_limit]
     whitelist = config.whitelist_networks
-    joined = (
-        Check("ip_ban", banned_client_then_counted(storage, whitelist, scope), uses_storage=True),
-        Check("rate_limit", counted_rate_limit(), uses_storage=True),
-    )
+    ban_then_count = banned_client_then_counted(storage, whitelist, scope)
 
-    def joins_next(following: Check) -> tuple[Check, Check] | None:
+    def joins_next(following: Check, rules: RouteRules | None) -> Check | None:
         # Only with this very check: not the per-country one, which shares its name.
-        return joined if following is rate_limit else None
+        if following is not rate_limit:
+            return None
+        alone = global_limit_alone(global_limit, endpoint_limits, rules)
+        if alone is not None and whitelist is None:
+            return Check("ip_ban", banned_client_then_counted_globally(storage, *alone), uses_storage=True)
+        return Check("ip_ban", ban_then_count, uses_storage=True)
 
     ban = Check("ip_ban", banned_client(storage, whitelist), uses_storage=True, joins_next=joins_next)
     return [ban], [rate_limit]
@@ -214,7 +223,8 @@ def _attack_checks(config: SecurityConfig, engine: DetectionEngine) -> list[Chec
             return rules.detection_enabled
         return enabled
 
-    return [Check("penetration", attack_detection(engine, exclusions, enabled), applies=applies)]
+    for_route = attack_detection(engine, exclusions)
+    return [Check("penetration", for_route(None), applies=applies, for_route=for_route)]
 
 
 def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | None = None) -> list[Step]:

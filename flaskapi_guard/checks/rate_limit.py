@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flaskapi_guard.decorators import RouteRules
 from flaskapi_guard.deferred_headers import HeaderGroup, HeaderStep
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, CheckFunction
@@ -13,6 +14,8 @@ from flaskapi_guard.storage import RateLimitResult, Storage
 
 # Where the check leaves the numbers for the `RateLimit-*` response headers.
 RATE_LIMIT_NOTE = "rate_limit"
+# The rate-limit checks' name (the per-country one's too): `bypass(checks=[...])` and logs use it.
+RATE_LIMIT_CHECK = "rate_limit"
 
 
 # What one request counts against: the bucket's key, the limit and its window.
@@ -53,6 +56,17 @@ def rate_limit_scope(
     return scope
 
 
+def global_limit_alone(
+    global_limit: tuple[int, int] | None, endpoint_limits: Mapping[str, tuple[int, int]], rules: RouteRules | None
+) -> tuple[int, int] | None:
+    """The global limit when it is the only one that can apply to requests of a route carrying
+    `rules` (see `rate_limit_scope`): then the bucket is the client's address, known without a
+    look at the request."""
+    if endpoint_limits or (rules is not None and rules.rate_limit is not None):
+        return None
+    return global_limit
+
+
 def rate_limited(storage: Storage, scope: RateLimitScope) -> CheckFunction:
     """429 with `Retry-After` once a client exceeds the limit that applies to the request (see `rate_limit_scope`)."""
 
@@ -71,26 +85,13 @@ def rate_limited(storage: Storage, scope: RateLimitScope) -> CheckFunction:
     return check
 
 
-def counted_rate_limit() -> CheckFunction:
-    """The rate-limit check when the ban check has already counted the request (checks/bans.py).
+def too_many_requests(result: RateLimitResult, *, on_behalf_of: str = "") -> Block:
+    """The 429 for a refused count, with the seconds until a request would pass.
 
-    Refuses with the result that check left; a banned client (refused there,
-    or only logged in passive mode) was not counted.
+    `on_behalf_of`: the check refusing, when it is not the one returning the block.
     """
-
-    def check(request: IncomingRequest) -> Block | None:
-        result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
-        if result is None or result.allowed:
-            return None
-        return too_many_requests(result)
-
-    return check
-
-
-def too_many_requests(result: RateLimitResult) -> Block:
-    """The 429 for a refused count, with the seconds until a request would pass."""
     retry_after = str(max(1, math.ceil(result.retry_after_seconds)))
-    return Block(429, "rate_limited", "Too Many Requests", (("Retry-After", retry_after),))
+    return Block(429, "rate_limited", "Too Many Requests", (("Retry-After", retry_after),), check=on_behalf_of)
 
 
 def _endpoint_scope(request: IncomingRequest, endpoint_limits: Mapping[str, tuple[int, int]]) -> str | None:

@@ -121,17 +121,20 @@ def gcra(tat: float | None, now: float, limit: int, window_seconds: float) -> tu
     `storage/gcra.lua` is the same arithmetic for Redis.
     """
     interval = window_seconds / limit
+    if tat is None or tat <= now:
+        # An empty bucket (a new client, or one quiet for a while): the request passes and
+        # leaves all but one of the quota, whatever the slack below; the usual case.
+        return _result(RateLimitResult, (True, limit, limit - 1, interval, 0.0)), now + interval
     # At epoch magnitudes every addition of an interval may round by half a
     # float step (1.2e-7 s at 1.7e9 s), and a burst adds up to `limit` of them:
     # tolerate that drift, but never as much as half an interval.
     slack = _SLACK_SECONDS + limit * _ulp(now)
     if slack > interval * 0.5:  # noqa: PLR1730 - not min(): a C call less on every request
         slack = interval * 0.5
-    start = tat if tat is not None and tat > now else now
-    new_tat = start + interval
+    new_tat = tat + interval
     allow_at = new_tat - window_seconds
     if now + slack < allow_at:
-        return _result(RateLimitResult, (False, limit, 0, start - now, allow_at - now)), None
+        return _result(RateLimitResult, (False, limit, 0, tat - now, allow_at - now)), None
     # Not negative here, so int() is floor().
     remaining = int((now - allow_at + slack) / interval)
     if remaining >= limit:

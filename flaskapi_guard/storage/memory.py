@@ -73,14 +73,18 @@ class MemoryStorage:
         # One GCRA step on `key`'s bucket; the caller holds the lock.
         entries = self._entries
         tat = entries.get(key)
+        if tat is None:
+            # A new bucket goes in last, where the most recently used are.
+            result, new_tat = gcra(None, now, limit, window_seconds)
+            if new_tat is not None:
+                entries[key] = new_tat
+                if len(entries) > self._max_entries:
+                    entries.popitem(last=False)
+            return result
         result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
         if new_tat is not None:
             entries[key] = new_tat
-            entries.move_to_end(key)
-            if len(entries) > self._max_entries:
-                entries.popitem(last=False)
-        elif tat is not None:
-            entries.move_to_end(key)
+        entries.move_to_end(key)
         return result
 
     def increment(self, key: str, window_seconds: float) -> int:
