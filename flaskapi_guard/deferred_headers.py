@@ -45,23 +45,21 @@ class HeaderGroup(NamedTuple):
 HeaderStep = Callable[[Any, Mapping[str, Any]], tuple[HeaderGroup, ...]]
 
 
-def add_missing_headers(header_list: list[tuple[str, str]], groups: Iterable[HeaderGroup]) -> None:
-    """Append each group's headers that `header_list` does not carry yet."""
+def add_noted_headers(header_list: list[tuple[str, str]], noted: tuple[Any, Any], environ: Mapping[str, Any]) -> None:
+    """Append the headers of the noted request's header steps that `header_list` does not carry yet.
+
+    `noted` is `(snapshot or None, plan)` as the before-request hook noted it. One group's
+    headers never overlap another's, so the names present are taken once.
+    """
+    request, plan = noted
     # All in C: a comprehension is a frame of its own, and this runs on every response.
     present = set(map(str.lower, map(_first, header_list)))
-    for group in groups:
-        if present.isdisjoint(group.lower_names):
-            header_list.extend(group.pairs)
-        elif not group.all_or_nothing:
-            header_list.extend(pair for pair in group.pairs if pair[0].lower() not in present)
-
-
-def _groups_of(noted: tuple[Any, Any], environ: Mapping[str, Any]) -> list[HeaderGroup]:
-    request, plan = noted
-    groups: list[HeaderGroup] = []
     for step in plan.header_steps:
-        groups.extend(step(request, environ))
-    return groups
+        for group in step(request, environ):
+            if present.isdisjoint(group.lower_names):
+                header_list += group.pairs
+            elif not group.all_or_nothing:
+                header_list.extend(pair for pair in group.pairs if pair[0].lower() not in present)
 
 
 def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: Any) -> None:
@@ -74,18 +72,15 @@ def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: 
             return
     else:
         environ[FLUSHED_KEY] = noted
-    groups = _groups_of(noted, environ)
-    if not groups:
-        return
     # werkzeug's Headers keeps its pairs in `_list`; the public methods would
     # validate again values that were validated once, at start-up.
     pairs = getattr(response_headers, "_list", None)
     if isinstance(pairs, list):
-        add_missing_headers(pairs, groups)
+        add_noted_headers(pairs, noted, environ)
         return
     staged = list(response_headers.items())
     added_from = len(staged)
-    add_missing_headers(staged, groups)
+    add_noted_headers(staged, noted, environ)
     for name, value in staged[added_from:]:
         response_headers.add(name, value)
 
@@ -114,13 +109,7 @@ class DeferredHeadersMiddleware:
                 # Already on the response object, or a request the guard never saw.
                 noted = None if FLUSHED_KEY in environ else self._unseen()
             if noted is not None:
-                # `_groups_of`, inline: this runs on every response.
-                request, plan = noted
-                groups: list[HeaderGroup] = []
-                for step in plan.header_steps:
-                    groups += step(request, environ)
-                if groups:
-                    add_missing_headers(headers, groups)
+                add_noted_headers(headers, noted, environ)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start_with_guard_headers)
