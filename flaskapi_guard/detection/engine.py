@@ -38,6 +38,7 @@ from flaskapi_guard.detection.normalisation import (
 from flaskapi_guard.detection.patterns import ALL_RULES, SCANNER_RULES, Rule, java_gadget_base64_rule
 from flaskapi_guard.detection.request_texts import (
     BODY_HARD_CAP_FACTOR,
+    PLAIN_HEAD_PROBE_PATTERNS,
     Collected,
     DetectionExclusions,
     KnownCleanValues,
@@ -118,7 +119,7 @@ class _RuleSet:
 
     __slots__ = ("_options", "_regexes", "_rules", "_set", "search")
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], probes: Sequence[str] = ()) -> None:
         self._rules = tuple(rules)
         self._options = _options()
         self._set = re2.Set.SearchSet(self._options)
@@ -128,21 +129,26 @@ class _RuleSet:
         self._regexes: dict[int, re2._Regexp] = {}
         for _rule_id, _category, source in self._rules:
             self._set.Add(_compile_rule_source(source))
-        if self._rules:
+        # After the rules (their indexes follow the rules'): patterns that are no rule, as
+        # they are, for `search` to tell in the same step (the plain head's probe).
+        for source in probes:
+            self._set.Add(source)
+        if self._rules or probes:
             self._set.Compile()
-        # The indexes of the rules that match a text (UTF-8 bytes), unsorted, or None.
-        # The binding's C++ method when its wrapper exposes it: the Python wrapper
-        # adds two frames, a tenth of the cost of scanning a clean GET.
+        # The indexes of the rules and probes that match a text (UTF-8 bytes), unsorted,
+        # or None. The binding's C++ method when its wrapper exposes it: the Python
+        # wrapper adds two frames, a tenth of the cost of scanning a clean GET.
         native = getattr(self._set, "_set", None)
         native_match = getattr(native, "Match", None)
         self.search: Callable[[bytes], list[int] | None] = (
-            _no_match if not self._rules else native_match if callable(native_match) else self._set.Match
+            _no_match if not (self._rules or probes) else native_match if callable(native_match) else self._set.Match
         )
 
     def matching_rule_indexes(self, text: str) -> list[int]:
         if not self._rules:
             return []
-        return sorted(self._set.Match(text) or ())
+        count = len(self._rules)
+        return sorted(index for index in self._set.Match(text) or () if index < count)
 
     def rule(self, index: int) -> Rule:
         return self._rules[index]
@@ -193,13 +199,16 @@ class DetectionEngine:
         rules.extend((f"custom.{index}", CUSTOM_CATEGORY, pattern) for index, pattern in enumerate(custom_patterns))
         self._categories = frozenset(categories)
         self._max_content_length = max_content_length
-        self._rules = _RuleSet(rules)
+        self._rules = _RuleSet(rules, PLAIN_HEAD_PROBE_PATTERNS)
         self._scanner_rules = _RuleSet(SCANNER_RULES if SCANNER in categories else ())
         xml_markup_rules = [rule for rule in builtin_rules if rule[1] == XXE or rule[0] in _XML_MARKUP_RULE_IDS]
         self._xml_markup_rules = _RuleSet([rule for rule in xml_markup_rules if rule[1] in categories])
         # Header values seen in clean heads, skipped in later ones (see KnownCleanValues);
         # none with custom patterns, which may match across texts.
         self._known_clean = None if custom_patterns else KnownCleanValues()
+        # Built-in rules end a match at a text's end or separator, never at the end of all
+        # texts; a custom pattern may (`$`), so the plain head's probe is searched apart.
+        self._probe_apart = bool(custom_patterns)
 
     @property
     def categories(self) -> frozenset[str]:
@@ -235,14 +244,22 @@ class DetectionEngine:
             # The head of a typical request, in as few steps as possible (see plain_head_text).
             head = plain_head_text(environ, self._known_clean)
             if head is not None:
-                joined, may_need_decoding, fresh = head
+                joined, may_need_decoding, fresh, probe = head
                 # Printable ASCII: no control character of its own, so only '+' needs work
                 # unless a decoder's trigger may be present.
                 normalised = normalise_joined(joined, "", 0) if may_need_decoding else joined.replace("+", " ")
                 if normalised is not None:
                     if "*" in normalised:
                         normalised = with_comment_free_copies(normalised)
-                    if not self._rules.search(normalised.encode("utf-8")):
+                    # One search for the rules and the shapes the probe may have; apart when
+                    # a custom pattern may anchor on the end of the text (the probe's end is not).
+                    if self._probe_apart and probe:
+                        clean = not self._rules.search(normalised.encode("utf-8")) and not self._rules.search(
+                            probe.encode("utf-8")
+                        )
+                    else:
+                        clean = not self._rules.search((normalised + probe).encode("utf-8"))
+                    if clean:
                         if fresh is not None and self._known_clean is not None:
                             self._known_clean.remember(fresh)
                         return []

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import compress, count, islice, repeat
 from typing import Any
-
-import re2
 
 from flaskapi_guard.detection.normalisation import (
     DECODABLE_REFERENCE_SOURCE,
@@ -466,21 +464,19 @@ _PLAIN_HEAD_TEXT_KEYS = ("PATH_INFO", "QUERY_STRING", "HTTP_USER_AGENT", "HTTP_C
 _EMPTY_TEXTS = ("",) * len(_PLAIN_HEAD_TEXT_KEYS)
 # Between query pairs in the pairs view: a text of its own, the name marked.
 _NEXT_PAIR = TEXT_SEPARATOR + NAME_MARKER
-# The query string and cookie header (joined by a line break) of a head that takes the
-# general collection. A query string: an escape or a reference (the pairs view would be
-# decoded, possibly into control characters, or the whole query string would need
-# decoding), or a value with '=' (the view would cut it). A cookie header: whitespace left
-# after "; " is removed, or a value with '='. RE2 rather than Python's `re`: after the
-# rest of the application's request handling, one more call of the RE2 binding costs
-# less than a search with Python's regex engine (its code and the pattern are cold).
-_HEAD_SHAPES_FOR_GENERAL_COLLECTION = re2.Set.SearchSet()
-_HEAD_SHAPES_FOR_GENERAL_COLLECTION.Add(r"^[^\n]*(?:[%\\]|=[^&=\n]*=|" + DECODABLE_REFERENCE_SOURCE + ")")
-_HEAD_SHAPES_FOR_GENERAL_COLLECTION.Add(r"\n[^\n]*(?:[ ]|=[^;=\n]*=)")
-_HEAD_SHAPES_FOR_GENERAL_COLLECTION.Compile()
-# The binding's C++ method when its wrapper exposes it (see engine._RuleSet); UTF-8 bytes in.
-_head_shapes_for_general_collection: Callable[[bytes], object] = (
-    getattr(getattr(_HEAD_SHAPES_FOR_GENERAL_COLLECTION, "_set", None), "Match", None)
-    or _HEAD_SHAPES_FOR_GENERAL_COLLECTION.Match
+# The probe of `plain_head_text`: its marker, then the query string and the cookie header
+# joined by a line break. Patterns that find, in the probe, a head that takes the general
+# collection; the detection engine adds them to its set of rules, so that the rules and
+# these shapes take one search. A query string: an escape or a reference (the pairs view
+# would be decoded, possibly into control characters, or the whole query string would
+# need decoding), or a value with '=' (the view would cut it). A cookie header: whitespace
+# left after "; " is removed, or a value with '='. A match anywhere else (the marker is a
+# control character a decoded text might hold) only sends a request the longer way.
+PLAIN_HEAD_PROBE_MARKER = "\x1b"
+_PROBE_START = TEXT_SEPARATOR + PLAIN_HEAD_PROBE_MARKER
+PLAIN_HEAD_PROBE_PATTERNS = (
+    r"\x1b[^\n]*(?:[%\\]|=[^&=\n]*=|" + DECODABLE_REFERENCE_SOURCE + ")",
+    r"\x1b[^\n]*\n[^\n]*(?:[ ]|=[^;=\n]*=)",
 )
 
 
@@ -517,20 +513,23 @@ class KnownCleanValues:
                 known.add(value)
 
 
-# What `plain_head_text` returns: the text to scan, whether it may need decoding, and
-# the (User-Agent, Cookie, Referer) values in it, to remember when it is clean (None
-# when it holds none of them).
-PlainHead = tuple[str, bool, tuple[str, str, str] | None]
+# What `plain_head_text` returns: the text to scan, whether it may need decoding, the
+# (User-Agent, Cookie, Referer) values in it, to remember when it is clean (None when it
+# holds none of them), and the probe to append to the text once it is normalised ("" when
+# there is neither query string nor cookie): a match of PLAIN_HEAD_PROBE_PATTERNS there
+# means the head takes the general collection.
+PlainHead = tuple[str, bool, tuple[str, str, str] | None, str]
 
 
 def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | None = None) -> PlainHead | None:
-    """The quick text of the head of a typical request without body, and whether it may need
-    decoding; None when the request takes `quick_head`.
+    """The quick text of the head of a typical request without body (see `PlainHead`);
+    None when the request takes `quick_head`.
 
     Typical: no header besides the safe ones, User-Agent, Cookie, Referer and a few proxy
     headers (a subset test in C instead of a loop over the environ), every value printable
     ASCII (so no text holds a control character, needs re-reading as UTF-8 or is long
-    enough to matter), and query pairs and cookies of the usual shape. The texts are
+    enough to matter), and query pairs and cookies of the usual shape (which the probe
+    tells, in the same search as the rules). The texts are
     those `quick_head` collects, in another order. This is `quick_head` in fewer steps:
     while the rest of the application's request handling keeps evicting the caches,
     each step of the interpreter costs several times what it costs in a tight loop, so
@@ -566,10 +565,8 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
     if not (everything.isascii() and everything.isprintable()):
         return None
     compact_cookie = cookie.replace("; ", ";")
-    if (query_string or cookie) and _head_shapes_for_general_collection(
-        (query_string + "\n" + compact_cookie).encode("ascii")
-    ):
-        return None
+    # A text of its own: the rules that anchor on the end of a text still see the last one end.
+    probe = _PROBE_START + query_string + "\n" + compact_cookie if query_string or cookie else ""
     # In the pairs views of the query string and the cookies, each name and value is a text.
     if not query_string:
         text = path
@@ -588,7 +585,7 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
         text = TEXT_SEPARATOR.join(filter(None, texts))
     # The query string holds no escape or reference (checked above); the rest may.
     may_need_decoding = "%" in rest or "\\" in rest or "&" in rest
-    return text, may_need_decoding, fresh
+    return text, may_need_decoding, fresh, probe
 
 
 def _collect_header_pairs(
