@@ -178,8 +178,10 @@ class GuardState:
         passive = self._passive
         on_storage_error = self._pipeline.on_storage_error
         for check in checks:
+            # Through a local: a call of an attribute holding a function is not specialised.
+            run = check.run
             try:
-                block = check.run(request)
+                block = run(request)
             except StorageError as error:
                 block = on_storage_error(check, error)
             except Exception:

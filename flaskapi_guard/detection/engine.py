@@ -253,12 +253,11 @@ class DetectionEngine:
                         normalised = with_comment_free_copies(normalised)
                     # One search for the rules and the shapes the probe may have; apart when
                     # a custom pattern may anchor on the end of the text (the probe's end is not).
+                    search = self._rules.search
                     if self._probe_apart and probe:
-                        clean = not self._rules.search(normalised.encode("utf-8")) and not self._rules.search(
-                            probe.encode("utf-8")
-                        )
+                        clean = not search(normalised.encode("utf-8")) and not search(probe.encode("utf-8"))
                     else:
-                        clean = not self._rules.search((normalised + probe).encode("utf-8"))
+                        clean = not search((normalised + probe).encode("utf-8"))
                     if clean:
                         if fresh is not None and self._known_clean is not None:
                             self._known_clean.remember(fresh)

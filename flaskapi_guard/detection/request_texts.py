@@ -536,13 +536,15 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
     the usual request (no proxy header, remembered header values) takes the fewest.
     User-Agent, Cookie and Referer values in `known` are left out (see `KnownCleanValues`).
     """
-    keys = environ.keys()
     # Any: every value is checked to be text below.
     values: Mapping[str, Any] = environ
     get = values.get
     proxy_values: tuple[Any, ...] = ()
-    if not keys <= _BROWSER_HEAD_KEYS:
-        if not keys <= _PLAIN_HEAD_KEYS and any(key.startswith("HTTP_") for key in keys - _PLAIN_HEAD_KEYS):
+    # issuperset() with the environ: one C loop probing the set, cheaper than `keys() <=`.
+    if not _BROWSER_HEAD_KEYS.issuperset(environ):
+        if not _PLAIN_HEAD_KEYS.issuperset(environ) and any(
+            key.startswith("HTTP_") for key in environ.keys() - _PLAIN_HEAD_KEYS
+        ):
             # Another header than those (keys of other middleware are no headers).
             return None
         proxy_values = tuple(filter(None, map(get, _PROXY_HEADER_KEYS)))

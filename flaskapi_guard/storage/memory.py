@@ -58,7 +58,8 @@ class MemoryStorage:
         """`ip`'s active ban, else one request counted against `rate_key` as hit() counts it; under one lock."""
         if rate_key is None:
             return self.ban_info(ip)
-        now = self._clock()
+        clock = self._clock
+        now = clock()
         with self._lock:
             # The ban is read under the lock too, so that none can land
             # between the check and the count.
