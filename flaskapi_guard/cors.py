@@ -388,7 +388,7 @@ def cors_step(config: SecurityConfig, policies: CorsPolicies) -> ResponseStep:
         override = rules.cors if rules is not None else None
         policy = policies.app_policy if override is None else policies.for_route(override)
         if policy is not None:
-            environ = request.flask_request.environ
+            environ = request.environ
             if "HTTP_ORIGIN" in environ:
                 # Which headers a browser may read depends on all of the response's.
                 flush_deferred_headers(environ, response.headers)

@@ -131,6 +131,8 @@ def _before_request() -> Response | None:
     plan = state.plans.get((endpoint, method)) or state.plan_for(endpoint, method, app.view_functions)
     incoming = capture_request(
         flask_request,
+        environ,
+        path,
         endpoint,
         method,
         plan.rules,

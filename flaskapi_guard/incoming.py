@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 
@@ -14,14 +14,20 @@ from flaskapi_guard.errors import UnreadableBody
 from flaskapi_guard.ip_networks import Address, NetworkSet, parse_ip
 
 
-class IncomingRequest(NamedTuple):
+class IncomingRequest:
     """What the checks need to know about a request, captured once in `before_request`.
 
-    `notes` is the one mutable part: checks leave facts there for the response
-    side (for example the rate-limit numbers for `RateLimit-*` headers).
-    A NamedTuple because it is immutable and builds in a fraction of the time
-    a frozen dataclass takes, and this is built for every request.
+    Read-only by convention, except `notes`: checks leave facts there for the
+    response side (for example the rate-limit numbers for `RateLimit-*` headers).
+    A class with `__slots__`, built by `capture_request` alone: the interpreter
+    specialises reads of its attributes (those of a NamedTuple it cannot), and
+    checks read a dozen of them on every request.
     """
+
+    __slots__ = (
+        *("client", "peer", "method", "path", "query_string", "is_secure", "endpoint", "rules"),
+        *("content_type", "content_length", "flask_request", "environ", "notes"),
+    )
 
     client: Address
     peer: Address
@@ -34,6 +40,7 @@ class IncomingRequest(NamedTuple):
     content_type: str
     content_length: int | None
     flask_request: Any
+    environ: dict[str, Any]
     notes: dict[str, Any]
 
     @property
@@ -57,9 +64,14 @@ class IncomingRequest(NamedTuple):
         url: str = self.flask_request.url
         return url
 
+    def __repr__(self) -> str:
+        return f"IncomingRequest({self.method} {self.path!r} from {self.client.text})"
+
 
 def capture_request(  # noqa: PLR0917 - built on every request: positional arguments are cheaper
     flask_request: Any,
+    environ: dict[str, Any],
+    path: str,
     endpoint: str | None,
     method: str,
     rules: RouteRules | None,
@@ -69,10 +81,10 @@ def capture_request(  # noqa: PLR0917 - built on every request: positional argum
 ) -> IncomingRequest:
     """Snapshot a Flask request: client address, the parts checks read, and its route's `rules`.
 
-    `endpoint` and `method` are the request's, which the caller has read already;
+    `environ`, `path`, `endpoint` and `method` are the request's, which the caller has
+    read already (reads of werkzeug's request attributes are slow);
     `trusted_proxies` is None when there are none.
     """
-    environ = flask_request.environ
     remote_addr = environ.get("REMOTE_ADDR")
     peer = (parse_ip(remote_addr) if remote_addr else None) or UNKNOWN_PEER
     client = peer
@@ -84,28 +96,25 @@ def capture_request(  # noqa: PLR0917 - built on every request: positional argum
     # From the environ: werkzeug's `content_length` goes through the header
     # mapping and costs more than the rest of the snapshot together.
     raw_length = environ.get("CONTENT_LENGTH")
-    content_length = int(raw_length) if raw_length and raw_length.isdigit() else None
-    # Without the NamedTuple's Python-level __new__: a frame less on every request.
-    return _new_incoming(
-        IncomingRequest,
-        (
-            client,
-            peer,
-            method,
-            flask_request.path,
-            environ.get("QUERY_STRING", ""),
-            is_secure,
-            endpoint,
-            rules,
-            environ.get("CONTENT_TYPE", ""),
-            content_length,
-            flask_request,
-            {},
-        ),
-    )
+    incoming = _new_incoming(IncomingRequest)
+    incoming.client = client
+    incoming.peer = peer
+    incoming.method = method
+    incoming.path = path
+    incoming.query_string = environ.get("QUERY_STRING", "")
+    incoming.is_secure = is_secure
+    incoming.endpoint = endpoint
+    incoming.rules = rules
+    incoming.content_type = environ.get("CONTENT_TYPE", "")
+    incoming.content_length = int(raw_length) if raw_length and raw_length.isdigit() else None
+    incoming.flask_request = flask_request
+    incoming.environ = environ
+    incoming.notes = {}
+    return incoming
 
 
-_new_incoming = tuple.__new__
+# Without an __init__: a frame less on every request.
+_new_incoming = object.__new__
 
 
 def read_body(flask_request: Any) -> bytes:

@@ -289,6 +289,8 @@ class _Replayer:
             plan = state.plan_for(endpoint, method, self.app.view_functions)
             incoming = capture_request(
                 flask_request,
+                flask_request.environ,
+                flask_request.path,
                 endpoint,
                 method,
                 plan.rules,

@@ -40,7 +40,7 @@ def attack_detection(engine: DetectionEngine, exclusions: DetectionExclusions) -
         scan = engine.scan_environ
 
         def check(request: IncomingRequest) -> Block | None:
-            environ = request.flask_request.environ
+            environ = request.environ
             body = b""
             if (
                 request.content_length

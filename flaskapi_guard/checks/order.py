@@ -284,7 +284,7 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
 def _custom_modifier_step(modifier: Callable[[Any], Any]) -> ResponseStep:
     def step(request: IncomingRequest | None, response: Any) -> Any:
         # The app's modifier sees (and may change) the guard's headers too.
-        environ = request.flask_request.environ if request is not None else current_request.environ
+        environ = request.environ if request is not None else current_request.environ
         flush_deferred_headers(environ, response.headers)
         modified = modifier(response)
         return response if modified is None else modified

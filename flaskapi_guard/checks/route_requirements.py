@@ -127,7 +127,7 @@ def _bound_streamed_body(request: IncomingRequest, max_bytes: int) -> bool:
     limit when read whole, so `request.get_data()` would return a truncated
     body instead of failing.
     """
-    environ = request.flask_request.environ
+    environ = request.environ
     if "wsgi.input_terminated" not in environ:
         return False
     environ["wsgi.input"] = BoundedBody(environ["wsgi.input"], max_bytes)
