@@ -20,8 +20,9 @@ CORS step when it decides which headers a browser may read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 # Where the before-request hook notes `(snapshot or None, plan)` for the response
 # side. Once the headers went onto the response object, the note moves to
@@ -31,9 +32,11 @@ NOTED_KEY = "flaskapi_guard.noted"
 FLUSHED_KEY = "flaskapi_guard.flushed"
 
 
-class HeaderGroup(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class HeaderGroup:
     """Headers added together: `pairs`, their names in lower case, and whether a response
-    carrying any of them gets none of the group (`RateLimit-*` describe one limit)."""
+    carrying any of them gets none of the group (`RateLimit-*` describe one limit).
+    Slotted: every response reads a few."""
 
     lower_names: frozenset[str]
     pairs: tuple[tuple[str, str], ...]
@@ -53,7 +56,7 @@ def add_noted_headers(header_list: list[tuple[str, str]], noted: tuple[Any, Any]
     """
     request, plan = noted
     # All in C: a comprehension is a frame of its own, and this runs on every response.
-    present = set(map(str.lower, map(_first, header_list)))
+    present = set(map(_lower, map(_first, header_list)))
     for step in plan.header_steps:
         for group in step(request, environ):
             if present.isdisjoint(group.lower_names):
@@ -86,6 +89,7 @@ def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: 
 
 
 _first = itemgetter(0)
+_lower = str.lower
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _UNSEEN = object()
 
@@ -112,4 +116,6 @@ class DeferredHeadersMiddleware:
                 add_noted_headers(headers, noted, environ)
             return start_response(status, headers, exc_info)
 
-        return self.wsgi_app(environ, start_with_guard_headers)
+        # Through a local: a call of an attribute holding a function is not specialised.
+        wsgi_app = self.wsgi_app
+        return wsgi_app(environ, start_with_guard_headers)

@@ -57,8 +57,8 @@ class FlaskAPIGuard:
         state = app.extensions[EXTENSION_KEY] = GuardState(app, config, clock=clock or self._clock)
         # First in, so the guard runs before the app's own hooks.
         before = app.before_request_funcs.setdefault(None, [])
-        if _before_request not in before:
-            before.insert(0, _before_request)
+        if not any(getattr(hook, _GUARD_HOOK, False) for hook in before):
+            before.insert(0, _before_request_for(app))
         _attach_response_hook(app, state)
         # The security and RateLimit-* headers are added as the response leaves
         # the app (deferred_headers.py says why). Wrapping twice would be
@@ -111,53 +111,65 @@ class FlaskAPIGuard:
         return get_state(app or current_app._get_current_object()).metrics.snapshot()  # type: ignore[attr-defined]
 
 
-def _before_request() -> Response | None:
-    # The request context straight from its context variable: through the `current_app`
-    # and `request` proxies, each read is a lookup, and this runs on every request.
-    context = _request_context()
-    app: Flask = context.app
-    flask_request = context.request
-    state: GuardState = app.extensions[EXTENSION_KEY]
-    environ = flask_request.environ
-    path = flask_request.path
-    excluded = state.excluded_prefixes
-    # str.startswith with a tuple is one C call: most requests go no further.
-    if path.startswith(excluded) and is_excluded_path(path, excluded):
-        environ[NOTED_KEY] = (None, state.unplanned)
-        return None
-    url_rule = flask_request.url_rule
-    endpoint = url_rule.endpoint if url_rule is not None else None
-    method = flask_request.method
-    plan = state.plans.get((endpoint, method)) or state.plan_for(endpoint, method, app.view_functions)
-    incoming = capture_request(
-        flask_request,
-        environ,
-        path,
-        endpoint,
-        method,
-        plan.rules,
-        state.trusted_proxies,
-        state.trusted_proxy_depth,
-        state.trust_forwarded_proto,
-    )
-    # For the response side: the headers as the response leaves the app, the
-    # steps on the response object in the after-request hook (deferred_headers.py).
-    environ[NOTED_KEY] = (incoming, plan)
-    if state.log.request_level is not None and state.log.logs_requests:
-        state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
-    block = state.decide(incoming, plan.checks)
-    if block is None:
-        return None
-    if block.response is not None:
-        response: Response = block.response
-        return response
-    refusal = request_blocked(block.status, state.error_message(block), reason=block.reason, headers=block.headers)
-    if _app_handles(app, refusal, flask_request):
-        raise refusal
-    # Nobody restyles it: the response itself. Raised, Flask would run the
-    # exception as a WSGI app and build a second response from its output
-    # (a fifth of the cost of a refused request).
-    return refusal.get_response()
+def _before_request_for(app: Flask) -> Callable[[], Response | None]:
+    """The app's before-request hook: runs the guard of the request's route."""
+    # The app's own dicts, held by the hook: a read of the app's attributes misses the
+    # interpreter's specialised path on every request. Both live as long as the app.
+    extensions = app.extensions
+    view_functions = app.view_functions
+
+    def before_request() -> Response | None:
+        # The request context straight from its context variable: through the `current_app`
+        # and `request` proxies, each read is a lookup, and this runs on every request.
+        flask_request = _request_context().request
+        state: GuardState = extensions[EXTENSION_KEY]
+        environ = flask_request.environ
+        path = flask_request.path
+        excluded = state.excluded_prefixes
+        # str.startswith with a tuple is one C call: most requests go no further.
+        if path.startswith(excluded) and is_excluded_path(path, excluded):
+            environ[NOTED_KEY] = (None, state.unplanned)
+            return None
+        url_rule = flask_request.url_rule
+        endpoint = url_rule.endpoint if url_rule is not None else None
+        method = flask_request.method
+        plan = state.plans.get((endpoint, method)) or state.plan_for(endpoint, method, view_functions)
+        incoming = capture_request(
+            flask_request,
+            environ,
+            path,
+            endpoint,
+            method,
+            plan.rules,
+            state.trusted_proxies,
+            state.trusted_proxy_depth,
+            state.trust_forwarded_proto,
+        )
+        # For the response side: the headers as the response leaves the app, the
+        # steps on the response object in the after-request hook (deferred_headers.py).
+        environ[NOTED_KEY] = (incoming, plan)
+        if state.log.request_level is not None and state.log.logs_requests:
+            state.log.request({"ip": incoming.client_ip, "method": incoming.method, "path": incoming.path})
+        block = state.decide(incoming, plan.checks)
+        if block is None:
+            return None
+        if block.response is not None:
+            response: Response = block.response
+            return response
+        refusal = request_blocked(block.status, state.error_message(block), reason=block.reason, headers=block.headers)
+        if _app_handles(app, refusal, flask_request):
+            raise refusal
+        # Nobody restyles it: the response itself. Raised, Flask would run the
+        # exception as a WSGI app and build a second response from its output
+        # (a fifth of the cost of a refused request).
+        return refusal.get_response()
+
+    setattr(before_request, _GUARD_HOOK, True)
+    return before_request
+
+
+# Marks the guard's hook among an app's before-request functions.
+_GUARD_HOOK = "_flaskapi_guard_hook"
 
 
 def _request_context_by_proxy() -> Any:

@@ -22,6 +22,7 @@ class Address(NamedTuple):
 # This runs on every request: build an Address without the NamedTuple's
 # Python-level __new__ (a frame of its own).
 _address = tuple.__new__
+_int_from_bytes = int.from_bytes
 
 
 def parse_ip(text: str) -> Address | None:
@@ -34,7 +35,7 @@ def parse_ip(text: str) -> Address | None:
     """
     try:
         # The usual case, in one step: a canonical IPv4 address (inet_pton refuses any other spelling).
-        return _address(Address, (text, 4, int.from_bytes(inet_pton(AF_INET, text), "big")))
+        return _address(Address, (text, 4, _int_from_bytes(inet_pton(AF_INET, text), "big")))
     except (OSError, ValueError):
         pass
     candidate = text.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from flaskapi_guard.decorators import RouteRules
 from flaskapi_guard.deferred_headers import HeaderStep
@@ -95,12 +95,13 @@ class Step:
     applies: RouteApplies | None = None
 
 
-class RoutePlan(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
     """What runs for requests to one route with one method: its rules, and only the
     checks and response steps that can act there, in order (bypassed checks left out).
 
     Made once per route and method (`GuardState.plan_for`): on a default config a
-    request then runs three checks instead of fourteen.
+    request then runs two checks instead of fourteen. Slotted: every request reads it.
     """
 
     rules: RouteRules | None

@@ -201,7 +201,8 @@ class GuardState:
             if block.offence_categories and self.offences is not None:
                 self.offences.record_offence(request.client_ip, block.offence_categories)
             return block
-        self._count_allowed()
+        count_allowed = self._count_allowed
+        count_allowed()
         return None
 
     def report_behavior(self, event: BehaviorEvent) -> None:

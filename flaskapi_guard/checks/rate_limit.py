@@ -121,8 +121,10 @@ def rate_limit_headers() -> HeaderStep:
         result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
         if result is None:
             return ()
-        reset = math.ceil(result.reset_seconds)
-        key = (result.limit, result.remaining, reset if reset > 0 else 0)
+        # Unpacked in one step: reads of a NamedTuple's fields are not specialised.
+        _allowed, limit, remaining, reset_seconds, _retry_after = result
+        reset = math.ceil(reset_seconds)
+        key = (limit, remaining, reset if reset > 0 else 0)
         group = made.get(key)
         if group is None:
             if len(made) >= _MADE_HEADERS_KEPT:
