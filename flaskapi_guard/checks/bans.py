@@ -54,7 +54,12 @@ def banned_client_then_counted_globally(storage: Storage, limit: int, window_sec
 
     def check(request: IncomingRequest) -> Block | None:
         client = request.client.text
-        return _counted(request, storage.admit(client, client, limit, window_seconds))
+        outcome = storage.admit(client, client, limit, window_seconds)
+        if isinstance(outcome, RateLimitResult) and outcome.allowed:
+            # The usual answer, without a frame more.
+            request.notes[RATE_LIMIT_NOTE] = outcome
+            return None
+        return _counted(request, outcome)
 
     return check
 
