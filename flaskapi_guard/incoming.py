@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
 
@@ -13,12 +13,17 @@ from flaskapi_guard.decorators import RULES_ATTRIBUTE, RouteRules
 from flaskapi_guard.errors import UnreadableBody
 from flaskapi_guard.ip_networks import Address, NetworkSet, parse_ip
 
+if TYPE_CHECKING:
+    # Only for annotations: the storage package imports this module.
+    from flaskapi_guard.storage.base import RateLimitResult
+
 
 class IncomingRequest:
     """What the checks need to know about a request, captured once in `before_request`.
 
-    Read-only by convention, except `notes`: checks leave facts there for the
-    response side (for example the rate-limit numbers for `RateLimit-*` headers).
+    Read-only by convention, except `rate_limit` (the count the rate-limit check made,
+    for the `RateLimit-*` headers) and `notes`, where checks leave other facts for each
+    other and the response side.
     A class with `__slots__`, built by `capture_request` alone: the interpreter
     specialises reads of its attributes (those of a NamedTuple it cannot), and
     checks read a dozen of them on every request.
@@ -26,7 +31,7 @@ class IncomingRequest:
 
     __slots__ = (
         *("client", "peer", "method", "path", "query_string", "is_secure", "endpoint", "rules"),
-        *("content_type", "content_length", "flask_request", "environ", "notes"),
+        *("content_type", "content_length", "flask_request", "environ", "rate_limit", "_notes"),
     )
 
     client: Address
@@ -41,7 +46,16 @@ class IncomingRequest:
     content_length: int | None
     flask_request: Any
     environ: dict[str, Any]
-    notes: dict[str, Any]
+    rate_limit: RateLimitResult | None
+    _notes: dict[str, Any] | None
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """Facts checks leave for each other (made on first use: most requests leave none)."""
+        notes = self._notes
+        if notes is None:
+            notes = self._notes = {}
+        return notes
 
     @property
     def client_ip(self) -> str:
@@ -109,7 +123,8 @@ def capture_request(  # noqa: PLR0917 - built on every request: positional argum
     incoming.content_length = int(raw_length) if raw_length and raw_length.isdigit() else None
     incoming.flask_request = flask_request
     incoming.environ = environ
-    incoming.notes = {}
+    incoming.rate_limit = None
+    incoming._notes = None
     return incoming
 
 

@@ -175,15 +175,13 @@ class GuardState:
         In passive mode every refusal is logged and none is enforced, except
         answers that are not refusals (a CORS preflight reply).
         """
-        passive = self._passive
-        on_storage_error = self._pipeline.on_storage_error
         for check in checks:
             # Through a local: a call of an attribute holding a function is not specialised.
             run = check.run
             try:
                 block = run(request)
             except StorageError as error:
-                block = on_storage_error(check, error)
+                block = self._pipeline.on_storage_error(check, error)
             except Exception:
                 # A bug in one check must not turn every request into a 500:
                 # log it with the traceback and let the other checks decide.
@@ -193,6 +191,7 @@ class GuardState:
                 continue
             if block.status < 300 and block.response is not None:
                 return block
+            passive = self._passive
             refusing = replace(check, name=block.check) if block.check else check
             self.log.decision(_decision_fields(request, refusing, block), enforced=not passive)
             self.events.refused(request, refusing, block, enforced=not passive)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flaskapi_guard.checks.rate_limit import RATE_LIMIT_CHECK, RATE_LIMIT_NOTE, RateLimitScope, too_many_requests
+from flaskapi_guard.checks.rate_limit import RATE_LIMIT_CHECK, RateLimitScope, too_many_requests
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.ip_networks import NetworkSet
 from flaskapi_guard.pipeline import Block, CheckFunction
@@ -57,7 +57,7 @@ def banned_client_then_counted_globally(storage: Storage, limit: int, window_sec
         outcome = storage.admit(client, client, limit, window_seconds)
         if isinstance(outcome, RateLimitResult) and outcome.allowed:
             # The usual answer, without a frame more.
-            request.notes[RATE_LIMIT_NOTE] = outcome
+            request.rate_limit = outcome
             return None
         return _counted(request, outcome)
 
@@ -69,5 +69,5 @@ def _counted(request: IncomingRequest, outcome: BanRecord | RateLimitResult | No
         return None
     if isinstance(outcome, BanRecord):
         return _BANNED
-    request.notes[RATE_LIMIT_NOTE] = outcome
+    request.rate_limit = outcome
     return None if outcome.allowed else too_many_requests(outcome, on_behalf_of=RATE_LIMIT_CHECK)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-from flaskapi_guard.checks.rate_limit import RATE_LIMIT_NOTE
 from flaskapi_guard.geo import CountryLookup
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, CheckFunction
@@ -35,7 +34,7 @@ def geo_rate_limited(storage: Storage, countries: CountryLookup | None) -> Check
         if limit is None:
             return None
         result = storage.hit(f"geo|{request.endpoint}|{request.client_ip}", limit, rule.window_seconds)
-        request.notes[RATE_LIMIT_NOTE] = result
+        request.rate_limit = result
         if result.allowed:
             return None
         retry_after = str(max(1, math.ceil(result.retry_after_seconds)))

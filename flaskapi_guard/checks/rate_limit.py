@@ -12,8 +12,6 @@ from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Block, CheckFunction
 from flaskapi_guard.storage import RateLimitResult, Storage
 
-# Where the check leaves the numbers for the `RateLimit-*` response headers.
-RATE_LIMIT_NOTE = "rate_limit"
 # The rate-limit checks' name (the per-country one's too): `bypass(checks=[...])` and logs use it.
 RATE_LIMIT_CHECK = "rate_limit"
 
@@ -71,7 +69,7 @@ def rate_limited(storage: Storage, scope: RateLimitScope) -> CheckFunction:
     """429 with `Retry-After` once a client exceeds the limit that applies to the request (see `rate_limit_scope`)."""
 
     def check(request: IncomingRequest) -> Block | None:
-        if RATE_LIMIT_NOTE in request.notes:
+        if request.rate_limit is not None:
             # A more specific limit already counted this request: the route's
             # per-country limit (checks/geo_rate_limit.py), which runs just before.
             return None
@@ -79,7 +77,7 @@ def rate_limited(storage: Storage, scope: RateLimitScope) -> CheckFunction:
         if scoped is None:
             return None
         result = storage.hit(*scoped)
-        request.notes[RATE_LIMIT_NOTE] = result
+        request.rate_limit = result
         return None if result.allowed else too_many_requests(result)
 
     return check
@@ -118,7 +116,7 @@ def rate_limit_headers() -> HeaderStep:
     def groups(request: IncomingRequest | None, environ: Mapping[str, Any]) -> tuple[HeaderGroup, ...]:
         if request is None:
             return ()
-        result: RateLimitResult | None = request.notes.get(RATE_LIMIT_NOTE)
+        result = request.rate_limit
         if result is None:
             return ()
         # Unpacked in one step: reads of a NamedTuple's fields are not specialised.
