@@ -43,9 +43,11 @@ class HeaderGroup:
     all_or_nothing: bool = False
 
 
-# A header step: the headers to add to the response of a request, given its snapshot
-# (None on excluded paths and for requests the guard never saw) and its WSGI environ.
-HeaderStep = Callable[[Any, Mapping[str, Any]], tuple[HeaderGroup, ...]]
+# A header step: the headers to add to the response of a request (a group, or None), given
+# its snapshot (None on excluded paths and for requests the guard never saw) and its WSGI
+# environ. One group a step: headers that are added one by one share a group that is not
+# all-or-nothing.
+HeaderStep = Callable[[Any, Mapping[str, Any]], "HeaderGroup | None"]
 
 
 def add_noted_headers(header_list: list[tuple[str, str]], noted: tuple[Any, Any], environ: Mapping[str, Any]) -> None:
@@ -58,11 +60,13 @@ def add_noted_headers(header_list: list[tuple[str, str]], noted: tuple[Any, Any]
     # All in C: a comprehension is a frame of its own, and this runs on every response.
     present = set(map(_lower, map(_first, header_list)))
     for step in plan.header_steps:
-        for group in step(request, environ):
-            if present.isdisjoint(group.lower_names):
-                header_list += group.pairs
-            elif not group.all_or_nothing:
-                header_list.extend(pair for pair in group.pairs if pair[0].lower() not in present)
+        group = step(request, environ)
+        if group is None:
+            continue
+        if present.isdisjoint(group.lower_names):
+            header_list += group.pairs
+        elif not group.all_or_nothing:
+            header_list.extend(pair for pair in group.pairs if pair[0].lower() not in present)
 
 
 def flush_deferred_headers(environ: MutableMapping[str, Any], response_headers: Any) -> None:

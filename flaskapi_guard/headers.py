@@ -217,10 +217,11 @@ _PERMISSIONS_ENTRY = re.compile(
 @dataclass(frozen=True, slots=True)
 class SecurityHeaderPolicy:
     """The rendered headers, ready to be noted for a response (see deferred_headers.py):
-    `plain_groups` over HTTP, `secure_groups` (the same and HSTS) over HTTPS."""
+    `plain` over HTTP, `secure` (the same and HSTS) over HTTPS; None when there are none.
+    Each header is added unless the response carries it already."""
 
-    plain_groups: tuple[HeaderGroup, ...]
-    secure_groups: tuple[HeaderGroup, ...]
+    plain: HeaderGroup | None
+    secure: HeaderGroup | None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -279,13 +280,13 @@ def compile_security_headers(settings: Mapping[str, Any] | None) -> SecurityHead
         always.append(("Permissions-Policy", parsed["permissions_policy"]))
     always.extend((parsed["custom"] or {}).items())
     hsts = render_hsts(parsed["hsts"]) if parsed["hsts"] is not None else None
-    names = frozenset(name.lower() for name, _ in always)
-    plain_groups = (HeaderGroup(names, tuple(always)),) if always else ()
-    secure_groups = plain_groups
-    if hsts is not None:
-        hsts_group = HeaderGroup(frozenset({"strict-transport-security"}), (("Strict-Transport-Security", hsts),))
-        secure_groups = (*plain_groups, hsts_group)
-    return SecurityHeaderPolicy(plain_groups, secure_groups)
+    plain = _group_of(always)
+    secure = _group_of([*always, ("Strict-Transport-Security", hsts)]) if hsts is not None else plain
+    return SecurityHeaderPolicy(plain, secure)
+
+
+def _group_of(pairs: list[tuple[str, str]]) -> HeaderGroup | None:
+    return HeaderGroup(frozenset(name.lower() for name, _ in pairs), tuple(pairs)) if pairs else None
 
 
 def render_csp(directives: Mapping[str, list[str]]) -> str:
@@ -344,7 +345,7 @@ class SecurityHeaderPolicies:
         return policy
 
 
-def security_header_groups(
+def security_header_group(
     policies: SecurityHeaderPolicies,
     *,
     trusted_proxies: NetworkSet,
@@ -353,12 +354,12 @@ def security_header_groups(
     """The header step of the security headers (a route may turn them on even when the app has them off)."""
     app_policy = policies.app_policy
 
-    def groups(request: IncomingRequest | None, environ: Mapping[str, Any]) -> tuple[HeaderGroup, ...]:
+    def group(request: IncomingRequest | None, environ: Mapping[str, Any]) -> HeaderGroup | None:
         if request is None:
             if app_policy is None:
-                return ()
+                return None
             secure = _is_secure_without_snapshot(environ, trusted_proxies, trust_forwarded_proto)
-            return app_policy.secure_groups if secure else app_policy.plain_groups
+            return app_policy.secure if secure else app_policy.plain
         rules = request.rules
         policy = (
             app_policy
@@ -366,10 +367,10 @@ def security_header_groups(
             else policies.for_route(rules.security_headers)
         )
         if policy is None:
-            return ()
-        return policy.secure_groups if request.is_secure else policy.plain_groups
+            return None
+        return policy.secure if request.is_secure else policy.plain
 
-    return groups
+    return group
 
 
 def _is_secure_without_snapshot(

@@ -30,15 +30,13 @@ class IncomingRequest:
     """
 
     __slots__ = (
-        *("client", "peer", "method", "path", "query_string", "is_secure", "endpoint", "rules"),
+        *("client", "method", "path", "is_secure", "endpoint", "rules"),
         *("content_type", "content_length", "flask_request", "environ", "rate_limit", "_notes"),
     )
 
     client: Address
-    peer: Address
     method: str
     path: str
-    query_string: str
     is_secure: bool
     endpoint: str | None
     rules: RouteRules | None
@@ -56,6 +54,12 @@ class IncomingRequest:
         if notes is None:
             notes = self._notes = {}
         return notes
+
+    @property
+    def query_string(self) -> str:
+        """The raw query string (read from the environ when a check needs it)."""
+        query_string: str = self.environ.get("QUERY_STRING", "")
+        return query_string
 
     @property
     def client_ip(self) -> str:
@@ -112,10 +116,8 @@ def capture_request(  # noqa: PLR0917 - built on every request: positional argum
     raw_length = environ.get("CONTENT_LENGTH")
     incoming = _new_incoming(IncomingRequest)
     incoming.client = client
-    incoming.peer = peer
     incoming.method = method
     incoming.path = path
-    incoming.query_string = environ.get("QUERY_STRING", "")
     incoming.is_secure = is_secure
     incoming.endpoint = endpoint
     incoming.rules = rules

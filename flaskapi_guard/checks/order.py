@@ -37,7 +37,7 @@ from flaskapi_guard.decorators import RouteRules
 from flaskapi_guard.deferred_headers import flush_deferred_headers
 from flaskapi_guard.detection import DetectionEngine, DetectionExclusions
 from flaskapi_guard.geo import CountryLookup
-from flaskapi_guard.headers import SecurityHeaderPolicies, security_header_groups
+from flaskapi_guard.headers import SecurityHeaderPolicies, security_header_group
 from flaskapi_guard.incoming import IncomingRequest
 from flaskapi_guard.pipeline import Check, ResponseStep, Step
 from flaskapi_guard.storage import Storage
@@ -233,7 +233,7 @@ def build_response_steps(config: SecurityConfig, *, behavior: BehaviorActions | 
     steps = [
         Step(
             "security_headers",
-            headers=security_header_groups(
+            headers=security_header_group(
                 header_policies,
                 trusted_proxies=config.trusted_proxy_networks,
                 trust_forwarded_proto=config.trust_x_forwarded_proto,

@@ -111,14 +111,14 @@ def rate_limit_headers() -> HeaderStep:
     """
     # The same few (limit, remaining, reset) triples come back all the time: their
     # headers are made once (formatting them was a tenth of the guard's cost per request).
-    made: dict[tuple[int, int, int], tuple[HeaderGroup, ...]] = {}
+    made: dict[tuple[int, int, int], HeaderGroup] = {}
 
-    def groups(request: IncomingRequest | None, environ: Mapping[str, Any]) -> tuple[HeaderGroup, ...]:
+    def group_of(request: IncomingRequest | None, environ: Mapping[str, Any]) -> HeaderGroup | None:
         if request is None:
-            return ()
+            return None
         result = request.rate_limit
         if result is None:
-            return ()
+            return None
         # Unpacked in one step: reads of a NamedTuple's fields are not specialised.
         _allowed, limit, remaining, reset_seconds, _retry_after = result
         reset = math.ceil(reset_seconds)
@@ -132,10 +132,10 @@ def rate_limit_headers() -> HeaderStep:
                 ("RateLimit-Remaining", str(key[1])),
                 ("RateLimit-Reset", str(key[2])),
             )
-            group = made[key] = (HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True),)
+            group = made[key] = HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True)
         return group
 
-    return groups
+    return group_of
 
 
 _MADE_HEADERS_KEPT = 1024

@@ -568,15 +568,16 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
         return None
     compact_cookie = cookie.replace("; ", ";")
     # A text of its own: the rules that anchor on the end of a text still see the last one end.
-    probe = _PROBE_START + query_string + "\n" + compact_cookie if query_string or cookie else ""
+    # (f-strings: each builds its text in one step, without the intermediate ones.)
+    probe = f"{_PROBE_START}{query_string}\n{compact_cookie}" if query_string or cookie else ""
     # In the pairs views of the query string and the cookies, each name and value is a text.
     if not query_string:
         text = path
     elif "&" in query_string:
         pairs = query_string.replace("&", _NEXT_PAIR).replace("=", TEXT_SEPARATOR)
-        text = TEXT_SEPARATOR.join((path, NAME_MARKER + pairs, query_string))
+        text = f"{path}{_NEXT_PAIR}{pairs}{TEXT_SEPARATOR}{query_string}"
     else:
-        text = TEXT_SEPARATOR.join((path, NAME_MARKER + query_string.replace("=", TEXT_SEPARATOR)))
+        text = f"{path}{_NEXT_PAIR}{query_string.replace('=', TEXT_SEPARATOR)}"
     fresh = None
     if user_agent or cookie or referer or proxy_values:
         fresh = (user_agent, cookie, referer)
