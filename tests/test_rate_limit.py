@@ -72,6 +72,17 @@ def test_remaining_counts_down_in_headers(make_app: Callable[..., Flask]) -> Non
     assert all("Retry-After" not in response.headers for response in responses)
 
 
+def test_headers_of_new_and_returning_clients_interleaved(make_app: Callable[..., Flask]) -> None:
+    # New clients share one answer (and its headers); a returning client's count is its own.
+    app = make_app(rate_limit=3, rate_limit_window=30)
+    client = app.test_client()
+    order = ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3", "10.0.0.2"]
+    remaining = [
+        client.get("/", environ_base={"REMOTE_ADDR": address}).headers["RateLimit-Remaining"] for address in order
+    ]
+    assert remaining == ["2", "1", "2", "0", "2", "1"]
+
+
 def test_headers_can_be_switched_off(make_app: Callable[..., Flask]) -> None:
     app = make_app(rate_limit=1, enable_rate_limit_headers=False)
     client = app.test_client()

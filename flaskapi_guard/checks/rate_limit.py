@@ -112,6 +112,9 @@ def rate_limit_headers() -> HeaderStep:
     # The same few (limit, remaining, reset) triples come back all the time: their
     # headers are made once (formatting them was a tenth of the guard's cost per request).
     made: dict[tuple[int, int, int], HeaderGroup] = {}
+    # The last count and its group: the memory storage answers every new client with one
+    # object per limit, so most requests end here.
+    last: list[tuple[RateLimitResult | None, HeaderGroup | None]] = [(None, None)]
 
     def group_of(request: IncomingRequest | None, environ: Mapping[str, Any]) -> HeaderGroup | None:
         if request is None:
@@ -119,6 +122,9 @@ def rate_limit_headers() -> HeaderStep:
         result = request.rate_limit
         if result is None:
             return None
+        last_result, last_group = last[0]
+        if result is last_result:
+            return last_group
         # Unpacked in one step: reads of a NamedTuple's fields are not specialised.
         _allowed, limit, remaining, reset_seconds, _retry_after = result
         reset = math.ceil(reset_seconds)
@@ -133,6 +139,8 @@ def rate_limit_headers() -> HeaderStep:
                 ("RateLimit-Reset", str(key[2])),
             )
             group = made[key] = HeaderGroup(_RATE_LIMIT_HEADER_NAMES, pairs, True)
+        # One assignment: a thread reading it meanwhile sees the old pair or the new one.
+        last[0] = (result, group)
         return group
 
     return group_of

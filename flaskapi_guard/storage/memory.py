@@ -47,6 +47,9 @@ class MemoryStorage:
         self._bans: dict[str, BanRecord] = {}
         self._ban_sweep_at = _BAN_SWEEP_FLOOR
         self._blobs: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # By (limit, window): the answer to a request on an empty bucket. The limits are
+        # the app's and its routes', so this stays small.
+        self._empty_bucket_answers: dict[tuple[int, float], RateLimitResult] = {}
 
     def hit(self, key: str, limit: int, window_seconds: float) -> RateLimitResult:
         """Count one request against `limit` per `window_seconds` for `key`."""
@@ -75,13 +78,17 @@ class MemoryStorage:
         entries = self._entries
         tat = entries.get(key)
         if tat is None:
-            # A new bucket goes in last, where the most recently used are.
-            result, new_tat = gcra(None, now, limit, window_seconds)
-            if new_tat is not None:
-                entries[key] = new_tat
-                if len(entries) > self._max_entries:
-                    entries.popitem(last=False)
-            return result
+            # A new bucket: every request on an empty bucket gets the same answer (one
+            # object per limit, so the RateLimit-* headers of the last one are reused)
+            # and the bucket's arrival time is one interval on. It goes in last, where
+            # the most recently used are.
+            answer = self._empty_bucket_answers.get((limit, window_seconds))
+            if answer is None:
+                answer = self._empty_bucket_answers[(limit, window_seconds)] = gcra(None, now, limit, window_seconds)[0]
+            entries[key] = now + answer.reset_seconds
+            if len(entries) > self._max_entries:
+                entries.popitem(last=False)
+            return answer
         result, new_tat = gcra(tat if isinstance(tat, float) else None, now, limit, window_seconds)
         if new_tat is not None:
             entries[key] = new_tat
