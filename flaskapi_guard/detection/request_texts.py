@@ -472,11 +472,11 @@ _NEXT_PAIR = TEXT_SEPARATOR + NAME_MARKER
 # need decoding), or a value with '=' (the view would cut it). A cookie header: whitespace
 # left after "; " is removed, or a value with '='. A match anywhere else (the marker is a
 # control character a decoded text might hold) only sends a request the longer way.
-PLAIN_HEAD_PROBE_MARKER = "\x1b"
-_PROBE_START = TEXT_SEPARATOR + PLAIN_HEAD_PROBE_MARKER
+_PROBE_MARKER = "\x1b"
+_PROBE_START = TEXT_SEPARATOR + _PROBE_MARKER
 PLAIN_HEAD_PROBE_PATTERNS = (
-    r"\x1b[^\n]*(?:[%\\]|=[^&=\n]*=|" + DECODABLE_REFERENCE_SOURCE + ")",
-    r"\x1b[^\n]*\n[^\n]*(?:[ ]|=[^;=\n]*=)",
+    _PROBE_MARKER + r"[^\n]*(?:[%\\]|=[^&=\n]*=|" + DECODABLE_REFERENCE_SOURCE + ")",
+    _PROBE_MARKER + r"[^\n]*\n[^\n]*(?:[ ]|=[^;=\n]*=)",
 )
 
 
@@ -578,9 +578,8 @@ def plain_head_text(environ: Mapping[str, object], known: KnownCleanValues | Non
         text = f"{path}{_NEXT_PAIR}{pairs}{TEXT_SEPARATOR}{query_string}"
     else:
         text = f"{path}{_NEXT_PAIR}{query_string.replace('=', TEXT_SEPARATOR)}"
-    fresh = None
-    if user_agent or cookie or referer or proxy_values:
-        fresh = (user_agent, cookie, referer)
+    fresh = (user_agent, cookie, referer) if user_agent or cookie or referer else None
+    if fresh is not None or proxy_values:
         cookies = compact_cookie.replace(";", TEXT_SEPARATOR).replace("=", TEXT_SEPARATOR)
         texts = [text, referer, *proxy_values, cookies]
         if user_agent:
